@@ -33,6 +33,9 @@ class Side(enum.StrEnum):
 class OrderType(enum.StrEnum):
     MARKET = "Market"
     LIMIT = "Limit"
+    # Bybit reports orderType "UNKNOWN" on executions that belong to no order (Funding rows in
+    # /v5/execution/list). Only parsed, never sent: request builders and the venue refuse it.
+    UNKNOWN = "UNKNOWN"
 
 
 class TimeInForce(enum.StrEnum):
