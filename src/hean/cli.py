@@ -1,4 +1,4 @@
-"""The ``hean`` command line: ``run``, ``sim``, ``check-config`` and ``version``.
+"""The ``hean`` command line: ``run``, ``sim``, ``bench``, ``check-config`` and ``version``.
 
 The CLI is the one place that turns problems into exit codes. Configuration and usage problems are
 reported as one line on stderr (never a traceback) with exit code 2, so a systemd unit with
@@ -26,6 +26,7 @@ from hean.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     HeanConfig,
+    default_config,
     load_config,
     load_config_or_default,
     validate_sim,
@@ -109,6 +110,16 @@ def _finite_float_arg(text: str) -> float:
 
 def _duration_arg(text: str) -> float:
     value = _finite_float_arg(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _positive_int_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
     return value
@@ -206,6 +217,37 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("file", metavar="FILE")
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure the paper venue's throughput over loopback TCP",
+        description="Start a fresh embedded venue on ephemeral loopback ports, drive it with "
+        "WebSocket subscribers and REST clients, and print public messages/s and REST "
+        "requests/s. A measurement, not a test: figures depend on the machine and its load.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument(
+        "--duration",
+        type=_duration_arg,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds per phase (default 5)",
+    )
+    bench.add_argument(
+        "--ws-clients",
+        type=_positive_int_arg,
+        default=8,
+        metavar="N",
+        help="concurrent public WebSocket subscribers (default 8)",
+    )
+    bench.add_argument(
+        "--rest-concurrency",
+        type=_positive_int_arg,
+        default=8,
+        metavar="N",
+        help="concurrent REST clients (default 8)",
+    )
 
     sub.add_parser("version", help="print the version and exit")
     return parser
@@ -347,7 +389,24 @@ def _name_flag(exc: ConfigError, changes: dict[str, Any]) -> str:
     return exc.message
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from hean.sim.bench import bench_venue
+
+    configure_logging(attrs.evolve(default_config().logging, level="WARNING"))
+    result = trio.run(
+        functools.partial(
+            bench_venue,
+            duration_s=args.duration,
+            ws_clients=args.ws_clients,
+            rest_concurrency=args.rest_concurrency,
+        )
+    )
+    print(result.summary())
+    return EXIT_OK
+
+
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
+    "bench": _cmd_bench,
     "run": _cmd_run,
     "sim": _cmd_sim,
     "check-config": _cmd_check_config,

@@ -146,7 +146,7 @@ def test_help_documents_exit_codes() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["run", "sim", "check-config"])
+@pytest.mark.parametrize("command", ["run", "sim", "bench", "check-config"])
 def test_subcommand_help(command: str) -> None:
     result = hean_cmd(command, "--help")
     assert result.returncode == 0
@@ -158,6 +158,21 @@ def test_usage_errors_exit_2() -> None:
     assert hean_cmd("frobnicate").returncode == 2
     assert hean_cmd("run", "--duration", "-1").returncode == 2
     assert hean_cmd("sim", "--maker-fee", "abc").returncode == 2
+    assert hean_cmd("bench", "--ws-clients", "0").returncode == 2
+
+
+def test_bench_measures_the_venue_over_loopback() -> None:
+    # Real TCP on 127.0.0.1; asserts what a user reads, never how fast it was.
+    result = hean_cmd("bench", "--duration", "0.5", "--ws-clients", "1", "--rest-concurrency", "1")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith("public WS: ")
+    assert " msgs/s (" in line
+    assert " req/s (" in line
+    published = int(line.split("msgs/s (")[1].split(" ")[0])
+    requests = int(line.split("req/s (")[1].split(" ")[0])
+    assert published > 0
+    assert requests > 0
 
 
 # --------------------------------------------------------------------------------------------------
