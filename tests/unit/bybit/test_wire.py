@@ -444,7 +444,13 @@ def test_execution_sample() -> None:
 def test_funding_row_parses_with_unknown_order_type() -> None:
     # /v5/execution/list returns funding charges with orderType "UNKNOWN"; reconciliation must be
     # able to read them (they are charges, not fills of any order).
-    d = {**WS_EXECUTION, "execType": "Funding", "orderType": "UNKNOWN", "orderId": "", "execQty": "0"}
+    d = {
+        **WS_EXECUTION,
+        "execType": "Funding",
+        "orderType": "UNKNOWN",
+        "orderId": "",
+        "execQty": "0",
+    }
     e = wire.execution_from_wire(d)
     assert (e.exec_type, e.order_type) == (ExecType.FUNDING, OrderType.UNKNOWN)
     assert wire.execution_from_wire(wire.execution_to_wire(e, ws=True)) == e
