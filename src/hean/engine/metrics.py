@@ -1,0 +1,193 @@
+"""Prometheus instruments of the trading engine (order pipeline, private events, reconciliation).
+
+One :class:`EngineMetrics` object holds every engine-level series; the router, the private-event
+applier, the reconciler, the application and the ops server all share it. It registers on the
+``CollectorRegistry`` it is given (the process registry in production, a private one per test), so
+several engines in one process (tests) never collide on metric names.
+
+Naming follows prometheus.io's practices: the ``hean_`` prefix, base units (seconds), ``_total``
+on counters (client_python strips it from the constructor name and adds it back on export), and
+low-cardinality labels only: symbol, side, reason, outcome, topic — never an order id, a link id
+or a price.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["CHANNEL_SATURATION_RATIO", "EngineMetrics"]
+
+CHANNEL_SATURATION_RATIO: Final = 0.8
+"""Buffer use above which a channel counts as saturated (ARCHITECTURE §3: log, count, publish)."""
+
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_RECONCILE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class EngineMetrics:
+    """Every engine-level Prometheus series, registered on ``registry`` (default: a private one).
+
+    Attributes are the instruments themselves; callers use ``.labels(...).inc()`` etc.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        # ---- intents (signals that passed or failed the gate, the bounded channel)
+        self.intents_accepted = Counter(
+            "hean_intents_accepted",
+            "Signals that passed the risk gate and entered the intent channel.",
+            ["symbol", "side"],
+            registry=r,
+        )
+        self.intents_rejected = Counter(
+            "hean_intents_rejected",
+            "Signals or intents refused before reaching the venue, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.intents_expired = Counter(
+            "hean_intents_expired",
+            "Intents dropped unsent because their TTL passed (queued, or waiting for the gate).",
+            ["reason"],
+            registry=r,
+        )
+        self.intent_channel_buffer_used = Gauge(
+            "hean_intent_channel_buffer_used",
+            "Intents waiting in the bounded intent channel.",
+            registry=r,
+        )
+        self.intent_channel_buffer_size = Gauge(
+            "hean_intent_channel_buffer_size",
+            "Capacity of the bounded intent channel.",
+            registry=r,
+        )
+        self.channel_saturation = Counter(
+            "hean_channel_saturation",
+            "Times a channel's buffer use crossed the saturation threshold (80 %).",
+            ["channel"],
+            registry=r,
+        )
+
+        # ---- orders at the venue
+        self.orders_submitted = Counter(
+            "hean_orders_submitted",
+            "Order create requests sent to the venue.",
+            ["symbol", "side"],
+            registry=r,
+        )
+        self.order_outcomes = Counter(
+            "hean_order_outcomes",
+            "Outcome of order create requests (acked, rejected, unknown, duplicate_link_id).",
+            ["outcome"],
+            registry=r,
+        )
+        self.order_ack_latency = Histogram(
+            "hean_order_ack_latency_seconds",
+            "Time from sending an order create to its acknowledgement.",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.unknown_orders_resolved = Counter(
+            "hean_unknown_orders_resolved",
+            "Orders with an unknown create outcome settled by query (found or lost).",
+            ["result"],
+            registry=r,
+        )
+        self.cancel_requests = Counter(
+            "hean_cancel_requests",
+            "Order cancel requests by result (ok, not_found, error, withdrawn).",
+            ["result"],
+            registry=r,
+        )
+        self.trading_gate_open = Gauge(
+            "hean_trading_gate_open",
+            "1 while new orders may be placed, 0 while private state is unknown.",
+            registry=r,
+        )
+        self.fail_closed = Gauge(
+            "hean_fail_closed",
+            "1 while the engine refuses new exposure (state it cannot explain), else 0.",
+            registry=r,
+        )
+
+        # ---- private events
+        self.private_events = Counter(
+            "hean_private_events",
+            "Private-stream pushes applied, by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.executions_applied = Counter(
+            "hean_executions_applied",
+            "Executions booked into the portfolio, by source (stream, reconcile).",
+            ["source"],
+            registry=r,
+        )
+        self.executions_duplicate = Counter(
+            "hean_executions_duplicate",
+            "Executions ignored because their execId was already booked.",
+            ["source"],
+            registry=r,
+        )
+        self.fills = Counter(
+            "hean_fills",
+            "Position-changing fills booked, by symbol, side and liquidity (maker/taker).",
+            ["symbol", "side", "liquidity"],
+            registry=r,
+        )
+        self.external_orders = Counter(
+            "hean_external_orders_adopted",
+            "Exchange orders unknown to the journal, adopted and tracked.",
+            ["source"],
+            registry=r,
+        )
+        self.order_conflicts = Counter(
+            "hean_order_conflicts",
+            "Exchange updates contradicting a final local order (ignored, reconciled).",
+            registry=r,
+        )
+
+        # ---- reconciliation
+        self.reconciles = Counter(
+            "hean_reconciles",
+            "Reconciliations by trigger and result (ok, incomplete, failed).",
+            ["trigger", "result"],
+            registry=r,
+        )
+        self.reconcile_duration = Histogram(
+            "hean_reconcile_duration_seconds",
+            "Wall time of one reconciliation (fetch, plan, apply).",
+            registry=r,
+            buckets=_RECONCILE_BUCKETS,
+        )
+        self.missed_fills = Counter(
+            "hean_missed_fills",
+            "Position-changing executions found by reconciliation, never seen on the stream.",
+            registry=r,
+        )
+        self.missed_events = Counter(
+            "hean_missed_events",
+            "Events found by reconciliation (fills, order changes, adoptions, losses).",
+            registry=r,
+        )
+        self.reconcile_gap = Gauge(
+            "hean_reconcile_gap_seconds",
+            "Newest missed execution time minus the previous cursor, at the last reconciliation.",
+            registry=r,
+        )
+        self.position_mismatches = Counter(
+            "hean_position_mismatches",
+            "Positions that disagreed with the exchange after every fill was applied.",
+            ["symbol"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "hean_alerts",
+            "Conditions that need a human, by kind.",
+            ["kind"],
+            registry=r,
+        )
