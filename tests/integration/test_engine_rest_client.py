@@ -129,6 +129,17 @@ def make_client(fake: FakeBybit, **kwargs: Any) -> BybitRestClient:
     return BybitRestClient("https://api.test", **params)
 
 
+async def market_buy(client: BybitRestClient, link_id: str) -> tuple[str, str]:
+    """The smallest order entry, for tests about how the call is treated, not about the order."""
+    return await client.place_order(
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        qty=Decimal("0.001"),
+        order_link_id=link_id,
+    )
+
+
 def query_params(request: httpx.Request) -> dict[str, str]:
     return dict(parse_qsl(request.url.query.decode()))
 
@@ -243,22 +254,10 @@ async def test_clock_skew_refreshes_the_offset_and_retries_a_query_once(
 
         fake.skew_ms = +9_000  # the clock steps again: an order entry is not retried...
         with pytest.raises(ClockSkewError):
-            await client.place_order(
-                symbol="BTCUSDT",
-                side=Side.BUY,
-                order_type=OrderType.MARKET,
-                qty=Decimal("0.001"),
-                order_link_id="x-1",
-            )
+            await market_buy(client, "x-1")
         assert fake.count("/v5/order/create") == 1
         # ...but the offset was refreshed, so the caller's next attempt goes through.
-        await client.place_order(
-            symbol="BTCUSDT",
-            side=Side.BUY,
-            order_type=OrderType.MARKET,
-            qty=Decimal("0.001"),
-            order_link_id="x-1",
-        )
+        await market_buy(client, "x-1")
         assert fake.count("/v5/order/create") == 2
 
 
@@ -359,13 +358,7 @@ async def test_request_deadline_fires_exactly_at_request_timeout(
     fake.routes["/v5/order/create"] = black_hole
     async with make_client(fake, request_timeout_s=2.5) as client:
         with pytest.raises(OutcomeUnknownError, match=r"no response within 2\.5 s"):
-            await client.place_order(
-                symbol="BTCUSDT",
-                side=Side.BUY,
-                order_type=OrderType.MARKET,
-                qty=Decimal("0.001"),
-                order_link_id="t-1",
-            )
+            await market_buy(client, "t-1")
         assert trio.current_time() == pytest.approx(2.5)
 
 
@@ -385,13 +378,7 @@ async def test_rejections_are_final_and_classified(
     fake.routes["/v5/order/create"] = lambda r: fake.err(code, "no")
     async with make_client(fake) as client:
         with pytest.raises(error) as info:
-            await client.place_order(
-                symbol="BTCUSDT",
-                side=Side.BUY,
-                order_type=OrderType.MARKET,
-                qty=Decimal("0.001"),
-                order_link_id="r-1",
-            )
+            await market_buy(client, "r-1")
         assert classify(info.value) is Outcome.REJECTED
         rejected = client.metrics.requests.labels("/v5/order/create", "rejected")._value.get()
         assert rejected == 1

@@ -148,6 +148,13 @@ def _require(obj: Mapping[str, Any], key: str, what: str) -> Any:
         raise StreamParseError(f"{what}: missing required key {key!r}") from None
 
 
+def _require_list(obj: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    value = _require(obj, key, what)
+    if not isinstance(value, list):
+        raise StreamParseError(f"{what}: {key!r} is not a list")
+    return value
+
+
 def _int(obj: Mapping[str, Any], key: str, what: str) -> int:
     try:
         return parse_int(_require(obj, key, what), f"{what}.{key}")
@@ -197,6 +204,9 @@ def _parse_ack(obj: Mapping[str, Any]) -> OpAck:
 
 
 def _topic(obj: Mapping[str, Any]) -> str:
+    """The topic of a data frame (called once the frame is known not to be an ``op`` ack)."""
+    if "topic" not in obj:
+        raise StreamParseError("frame has neither 'op' nor 'topic'")
     topic = obj["topic"]
     if not isinstance(topic, str):
         raise StreamParseError(f"topic is not a string: {topic!r}")
@@ -248,8 +258,6 @@ def parse_public(text: str | bytes) -> PublicMessage:
     obj = _load(text)
     if "op" in obj:
         return _parse_ack(obj)
-    if "topic" not in obj:
-        raise StreamParseError("frame has neither 'op' nor 'topic'")
     topic = _topic(obj)
     parts = topic.split(".")
     try:
@@ -286,9 +294,7 @@ def _parse_orderbook(
 
 
 def _parse_trades(obj: Mapping[str, Any], topic: str) -> TradesMessage:
-    data = _require(obj, "data", topic)
-    if not isinstance(data, list):
-        raise StreamParseError(f"{topic}: 'data' is not a list")
+    data = _require_list(obj, "data", topic)
     return TradesMessage(
         topic=topic,
         ts=_int(obj, "ts", topic),
@@ -319,13 +325,9 @@ def parse_private(text: str | bytes) -> OpAck | PrivateMessage:
     obj = _load(text)
     if "op" in obj:
         return _parse_ack(obj)
-    if "topic" not in obj:
-        raise StreamParseError("frame has neither 'op' nor 'topic'")
     topic = _topic(obj)
     kind = private_topic_kind(topic)
-    data = _require(obj, "data", topic)
-    if not isinstance(data, list):
-        raise StreamParseError(f"{topic}: 'data' is not a list")
+    data = _require_list(obj, "data", topic)
     items = [
         item
         for item in data

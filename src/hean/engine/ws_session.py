@@ -33,7 +33,7 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypedDict, TypeVar, Unpack
 
 import structlog
 import trio
@@ -66,6 +66,7 @@ __all__ = [
     "PrivateBacklogOverflow",
     "PrivateStream",
     "PublicStream",
+    "SessionOptions",
     "StreamCounters",
     "StreamDisconnected",
     "StreamError",
@@ -281,6 +282,25 @@ class _AckWaiter:
         self.ack: OpAck | None = None
 
 
+class SessionOptions(TypedDict, total=False):
+    """Keyword options both :class:`PublicStream` and :class:`PrivateStream` accept; every one
+    is optional, and the defaults live in one place (``_Session.__init__``):
+
+    ``connect_ws`` (:func:`default_connect_ws`), ``ping_interval_s`` (20), ``pong_timeout_s``
+    (10), ``stale_after_s`` (30), ``request_timeout_s`` (10, per auth/subscribe ack),
+    ``on_ready`` (None; awaited after the handshake, before ``started()``) and ``metrics``
+    (None: plain counters only).
+    """
+
+    connect_ws: ConnectWs
+    ping_interval_s: float
+    pong_timeout_s: float
+    stale_after_s: float
+    request_timeout_s: float
+    on_ready: Callable[[], Awaitable[None]] | None
+    metrics: StreamMetrics | None
+
+
 class _Session(abc.ABC):
     """What both streams share: connection lifecycle, acks, heartbeat, watchdog, counters."""
 
@@ -289,13 +309,13 @@ class _Session(abc.ABC):
         url: str,
         *,
         name: str,
-        connect_ws: ConnectWs,
-        ping_interval_s: float,
-        pong_timeout_s: float,
-        stale_after_s: float,
-        request_timeout_s: float,
-        on_ready: Callable[[], Awaitable[None]] | None,
-        metrics: StreamMetrics | None,
+        connect_ws: ConnectWs = default_connect_ws,
+        ping_interval_s: float = 20.0,
+        pong_timeout_s: float = 10.0,
+        stale_after_s: float = 30.0,
+        request_timeout_s: float = 10.0,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         for label, value in (
             ("ping_interval_s", ping_interval_s),
@@ -510,26 +530,10 @@ class PublicStream(_Session):
         depth: int = 50,
         trades: bool = True,
         tickers: bool = True,
-        connect_ws: ConnectWs = default_connect_ws,
-        ping_interval_s: float = 20.0,
-        pong_timeout_s: float = 10.0,
-        stale_after_s: float = 30.0,
-        request_timeout_s: float = 10.0,
-        on_ready: Callable[[], Awaitable[None]] | None = None,
-        metrics: StreamMetrics | None = None,
         name: str = "public",
+        **options: Unpack[SessionOptions],
     ) -> None:
-        super().__init__(
-            url,
-            name=name,
-            connect_ws=connect_ws,
-            ping_interval_s=ping_interval_s,
-            pong_timeout_s=pong_timeout_s,
-            stale_after_s=stale_after_s,
-            request_timeout_s=request_timeout_s,
-            on_ready=on_ready,
-            metrics=metrics,
-        )
+        super().__init__(url, name=name, **options)
         self.symbols = tuple(dict.fromkeys(symbols))
         if not self.symbols:
             raise ValueError("PublicStream needs at least one symbol")
@@ -664,27 +668,11 @@ class PrivateStream(_Session):
         *,
         clock: WallClock,
         topics: Sequence[str] = DEFAULT_PRIVATE_TOPICS,
-        connect_ws: ConnectWs = default_connect_ws,
-        ping_interval_s: float = 20.0,
-        pong_timeout_s: float = 10.0,
-        stale_after_s: float = 30.0,
-        request_timeout_s: float = 10.0,
         auth_expiry_ms: int = _AUTH_EXPIRY_MS,
-        on_ready: Callable[[], Awaitable[None]] | None = None,
-        metrics: StreamMetrics | None = None,
         name: str = "private",
+        **options: Unpack[SessionOptions],
     ) -> None:
-        super().__init__(
-            url,
-            name=name,
-            connect_ws=connect_ws,
-            ping_interval_s=ping_interval_s,
-            pong_timeout_s=pong_timeout_s,
-            stale_after_s=stale_after_s,
-            request_timeout_s=request_timeout_s,
-            on_ready=on_ready,
-            metrics=metrics,
-        )
+        super().__init__(url, name=name, **options)
         if not topics:
             raise ValueError("PrivateStream needs at least one topic")
         self._creds = credentials

@@ -64,6 +64,14 @@ def _page(
     return page, (str(key(page[-1])) if more and page else "")
 
 
+def _offset_page(items: Sequence[_T], cursor: int | None, limit: int) -> tuple[list[_T], str]:
+    """Pagination over a list that has no sequence key (instruments, position rows): the cursor
+    is the offset of the next page, ``""`` on the last page."""
+    start = cursor or 0
+    more = start + limit < len(items)
+    return list(items[start : start + limit]), (str(start + limit) if more else "")
+
+
 def _time_window(params: Params, now_ms: int) -> tuple[int, int]:
     """Bybit's 7-day window rules: none -> last 7 days; one bound -> 7 days from/to it."""
     start = opt_int(params, "startTime")
@@ -106,13 +114,11 @@ def instruments_info(ex: Exchange, params: Params, now_ms: int) -> JsonDict:
         and (status is None or st.inst.status == status)
         and (base is None or st.inst.base_coin == base)
     ]
-    start = cursor or 0
-    page = rows[start : start + limit]
-    more = start + limit < len(rows)
+    page, next_cursor = _offset_page(rows, cursor, limit)
     return {
         "category": CATEGORY,
         "list": [instrument_to_wire(i) for i in page],
-        "nextPageCursor": str(start + limit) if more else "",
+        "nextPageCursor": next_cursor,
     }
 
 
@@ -156,10 +162,22 @@ def _position_idx(params: Params) -> None:
         raise param_error("position idx not match position mode")
 
 
-def create_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDict:
+def _order_symbol(ex: Exchange, params: Params) -> str:
+    """``category`` and ``symbol`` of a single-order request, checked before any other field
+    (so an unknown symbol is reported as such, whatever else is wrong)."""
     require_linear(params)
     symbol = req_str(params, "symbol")
     ex.symbol(symbol)
+    return symbol
+
+
+def _order_ref(order: UserOrder) -> JsonDict:
+    """The ids Bybit answers a create/amend/cancel with (and each item of a cancel-all)."""
+    return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+
+def create_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDict:
+    symbol = _order_symbol(ex, params)
     side = enum_param(params, "side", Side, None)
     order_type = enum_param(params, "orderType", OrderType, None)
     if order_type is OrderType.UNKNOWN:  # only ever reported on funding rows, never accepted
@@ -189,13 +207,11 @@ def create_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> Jso
         reduce_only=reduce_only,
         now_ms=now_ms,
     )
-    return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+    return _order_ref(order)
 
 
 def amend_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDict:
-    require_linear(params)
-    symbol = req_str(params, "symbol")
-    ex.symbol(symbol)
+    symbol = _order_symbol(ex, params)
     order = ex.amend_order(
         api_key,
         symbol=symbol,
@@ -205,13 +221,11 @@ def amend_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> Json
         price=opt_decimal(params, "price"),
         now_ms=now_ms,
     )
-    return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+    return _order_ref(order)
 
 
 def cancel_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDict:
-    require_linear(params)
-    symbol = req_str(params, "symbol")
-    ex.symbol(symbol)
+    symbol = _order_symbol(ex, params)
     order = ex.cancel_order(
         api_key,
         symbol=symbol,
@@ -219,7 +233,7 @@ def cancel_order(ex: Exchange, api_key: str, params: Params, now_ms: int) -> Jso
         order_link_id=opt_str(params, "orderLinkId"),
         now_ms=now_ms,
     )
-    return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+    return _order_ref(order)
 
 
 def cancel_all(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDict:
@@ -232,7 +246,7 @@ def cancel_all(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonD
         now_ms=now_ms,
     )
     return {
-        "list": [{"orderId": o.order_id, "orderLinkId": o.order_link_id} for o in cancelled],
+        "list": [_order_ref(o) for o in cancelled],
         "success": "1",
     }
 
@@ -380,12 +394,10 @@ def positions(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDi
     else:
         raise param_error("Missing some parameters that must filled in, symbol or settleCoin")
     marks = ex.marks()
-    start = cursor or 0
-    page = names[start : start + limit]
-    more = start + limit < len(names)
+    page, next_cursor = _offset_page(names, cursor, limit)
     return {
         "category": CATEGORY,
-        "nextPageCursor": str(start + limit) if more else "",
+        "nextPageCursor": next_cursor,
         "list": [
             position_to_wire(
                 account.position(s).to_position(mark=marks[s], leverage=account.leverage)
