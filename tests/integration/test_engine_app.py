@@ -1,0 +1,408 @@
+"""The engine application end to end on the in-memory venue, under trio's fake clock.
+
+Each test is one line of the issue's "Done when": signal -> order -> fill -> position -> journal;
+a private stream killed while an order fills; a lost response to an accepted order; a 10006
+storm; a child crash cancelling its siblings; a graceful stop leaving no resting order; the demo
+strategy making fills on the simulator.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import trio
+
+from hean.bybit.types import OrderType, Side, TimeInForce
+from hean.engine.app import Engine, EngineFailed
+from hean.engine.intents import Signal
+from hean.engine.journal import Journal
+from hean.engine.orders import OrderState
+from hean.sim.faults import RestFault, RestFaultKind, StreamKind
+from tests.conftest import RestCall, SimHarness, engine_config
+
+SYMBOL = "BTCUSDT"
+
+
+def taker_signal(
+    sim: SimHarness, signal_id: str, side: Side = Side.BUY, qty: str = "0.002"
+) -> Signal:
+    """A limit order priced through the touch: it fills at once as a taker."""
+    bid, ask = sim.best_bid_ask(SYMBOL)
+    price = ask * Decimal("1.001") if side is Side.BUY else bid * Decimal("0.999")
+    return Signal(
+        strategy="test",
+        signal_id=signal_id,
+        symbol=SYMBOL,
+        side=side,
+        qty=Decimal(qty),
+        price=price,
+        order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.IOC,
+        created_at=trio.current_time(),
+    )
+
+
+def resting_signal(sim: SimHarness, signal_id: str, side: Side = Side.BUY) -> Signal:
+    """A limit order far from the touch: it rests."""
+    bid, ask = sim.best_bid_ask(SYMBOL)
+    price = bid * Decimal("0.98") if side is Side.BUY else ask * Decimal("1.02")
+    return Signal(
+        strategy="test",
+        signal_id=signal_id,
+        symbol=SYMBOL,
+        side=side,
+        qty=Decimal("0.002"),
+        price=price,
+        created_at=trio.current_time(),
+    )
+
+
+def journal_of(path: Path) -> Journal:
+    return Journal.open(path)
+
+
+async def wait_until(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
+    """Poll ``predicate`` on the fake clock (cheap: autojump skips the sleeps)."""
+    with trio.fail_after(limit_s):
+        while not predicate():  # noqa: ASYNC110 - conditions span several objects; no one Event
+            await trio.sleep(0.05)
+
+
+def order_state(engine: Engine, link: str | None) -> OrderState | None:
+    assert engine.state is not None
+    assert link is not None
+    order = engine.state.tracker.get(link)
+    return None if order is None else order.state
+
+
+def engine_state(engine: Engine):  # type: ignore[no-untyped-def]
+    assert engine.state is not None
+    return engine.state
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+async def test_signal_to_order_to_fill_to_position_to_journal(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    runner = await sim.start_engine(engine_config(), path, strategy=False)
+    engine = runner.engine
+    state = engine_state(engine)
+    assert engine.router is not None
+
+    result = engine.router.submit(taker_signal(sim, "s1"))
+    assert result.accepted, result
+    link = result.order_link_id
+    await wait_until(lambda: state.portfolio.position(SYMBOL).size == Decimal("0.002"))
+
+    order = state.tracker[link]
+    assert order.state is OrderState.FILLED
+    assert sim.position(SYMBOL) == Decimal("0.002")
+    assert [c.link_id for c in sim.transport.creates()] == [link]
+
+    await runner.stop()
+    assert runner.error is None
+    with journal_of(path) as journal:
+        loaded = journal.load()
+    assert set(loaded.intents) == {link}
+    assert loaded.orders[link].state is OrderState.FILLED
+    fills = [e for e in loaded.executions if e.order_link_id == link]
+    assert sum(e.exec_qty for e in fills) == Decimal("0.002")
+    assert loaded.rebuild_portfolio().position(SYMBOL).size == Decimal("0.002")
+
+
+# --------------------------------------------------------------------------- private stream killed
+
+
+async def test_private_stream_killed_while_an_order_fills(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    """The fill's push is lost with the connection; after the reconnect the reconciliation
+    applies it exactly once, and no order reaches the venue between the drop and the end of
+    that reconciliation."""
+    path = tmp_path / "j.sqlite3"
+    runner = await sim.start_engine(engine_config(), path, strategy=False)
+    engine = runner.engine
+    state = engine_state(engine)
+    assert engine.router is not None
+    dropped_at: list[float] = []
+
+    async def kill_private(request: httpx.Request, call: RestCall) -> None:
+        if call.path == "/v5/order/create" and not dropped_at:
+            # The connection dies as the order reaches matching: its fill is never pushed.
+            sim.server.pause_private(True)
+            sim.server.drop_websockets(StreamKind.PRIVATE)
+            dropped_at.append(trio.current_time())
+
+    async def resume_private(request: httpx.Request, call: RestCall) -> None:
+        if call.path == "/v5/order/create":
+            sim.server.pause_private(False)
+
+    sim.transport.before.append(kill_private)
+    sim.transport.after.append(resume_private)
+
+    first = engine.router.submit(taker_signal(sim, "killed-1"))
+    assert first.accepted
+    # Queued behind the first: the router reaches it right after the drop, while the state is
+    # unknown; it must wait for the reconnect's reconciliation.
+    second = engine.router.submit(taker_signal(sim, "killed-2", qty="0.003"))
+    assert second.accepted
+    await wait_until(lambda: state.portfolio.position(SYMBOL).size == Decimal("0.005"))
+    sim.transport.before.remove(kill_private)
+
+    # The first fill came from the reconciliation, once; the venue agrees on the position.
+    assert sim.server.private_dropped > 0
+    assert state.counters.missed_fills >= 1
+    assert sim.position(SYMBOL) == Decimal("0.005")
+    assert state.tracker[first.order_link_id].state is OrderState.FILLED
+    assert state.tracker[second.order_link_id].state is OrderState.FILLED
+
+    # No create between the drop and the end of the reconnect's reconciliation.
+    drop = dropped_at[0]
+    reconnect = next(
+        r for r in engine.reconciles if r.trigger == "private_connect" and r.started_at > drop
+    )
+    assert reconnect.report.complete
+    creates = sim.transport.creates()
+    assert [c.link_id for c in creates] == [first.order_link_id, second.order_link_id]
+    assert creates[1].sent_at >= reconnect.ended_at
+    assert not [c for c in creates if drop < c.sent_at < reconnect.ended_at]
+
+    await runner.stop()
+    with journal_of(path) as journal:
+        loaded = journal.load()
+    first_fills = [e for e in loaded.executions if e.order_link_id == first.order_link_id]
+    assert sum(e.exec_qty for e in first_fills) == Decimal("0.002")
+    assert len({e.exec_id for e in loaded.executions}) == len(loaded.executions)
+    assert loaded.rebuild_portfolio().position(SYMBOL).size == Decimal("0.005")
+
+
+# --------------------------------------------------------------------------- lost response
+
+
+async def test_lost_response_to_an_accepted_order_is_settled_by_query_never_resent(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    runner = await sim.start_engine(engine_config(), path, strategy=False)
+    engine = runner.engine
+    state = engine_state(engine)
+    assert engine.router is not None
+
+    # The venue creates the order, then the connection dies without an answer; the private
+    # push is lost too, so only a query can tell the router what happened.
+    sim.server.inject_rest_fault(
+        RestFault(RestFaultKind.DROP, process=True, path_prefix="/v5/order/create")
+    )
+
+    async def mute(request: httpx.Request, call: RestCall) -> None:
+        if call.path == "/v5/order/create":
+            sim.server.pause_private(True)
+
+    async def unmute(request: httpx.Request, call: RestCall) -> None:
+        if call.path == "/v5/order/create":
+            sim.server.pause_private(False)
+
+    sim.transport.before.append(mute)
+    sim.transport.after.append(unmute)
+
+    result = engine.router.submit(resting_signal(sim, "lost-1"))
+    assert result.accepted
+    link = result.order_link_id
+    await wait_until(lambda: order_state(engine, link) is OrderState.NEW)
+
+    creates = sim.transport.creates()
+    assert len(creates) == 1
+    assert creates[0].ret_code is None
+    queries = [c for c in sim.transport.calls if c.path == "/v5/order/realtime"]
+    assert any(c.sent_at > creates[0].sent_at for c in queries)
+    venue_orders = [o for o in sim.open_orders(SYMBOL) if o.order_link_id == link]
+    assert len(venue_orders) == 1
+    assert state.tracker[link].order_id == venue_orders[0].order_id
+
+    await runner.stop()
+    assert sim.open_orders(SYMBOL) == []
+    with journal_of(path) as journal:
+        loaded = journal.load()
+    assert list(loaded.intents) == [link]
+    assert list(loaded.orders) == [link]
+    assert loaded.orders[link].state is OrderState.CANCELLED
+
+
+# --------------------------------------------------------------------------- 10006 storm
+
+
+async def test_rate_limit_storm_is_met_with_backoff_and_no_request_over_the_limit(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    runner = await sim.start_engine(engine_config(), tmp_path / "j.sqlite3", strategy=False)
+    engine = runner.engine
+    assert engine.reconciler is not None
+    path = "/v5/position/list"
+    before = len(sim.transport.calls)
+    sim.server.inject_rest_fault(
+        RestFault(
+            RestFaultKind.ERROR, ret_code=10006, ret_msg="Too many visits!", path_prefix=path
+        ),
+        count=3,
+    )
+    report = await engine.reconciler.reconcile("storm", gate=False)
+    assert report.complete
+
+    calls = [c for c in sim.transport.calls[before:] if c.path == path]
+    assert [c.ret_code for c in calls] == [10006, 10006, 10006, 0]
+    # Each 10006 says "reset in 1 s": the client waits for it instead of hammering.
+    for refused, retry in itertools.pairwise(calls):
+        assert refused.done_at is not None
+        assert retry.sent_at - refused.done_at >= 0.99
+    # The venue's own limiter never had to refuse anything: every 10006 was an injected one.
+    assert sum(1 for c in sim.transport.calls if c.ret_code == 10006) == 3
+    await runner.stop()
+    assert runner.error is None
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_child_crash_cancels_siblings_cancels_orders_and_restarts_after_reconcile(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    trigger = trio.Event()
+    sibling_cancelled: list[float] = []
+
+    crashed: list[float] = []
+
+    async def crasher(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trigger.wait()
+        if not crashed:  # once: the restarted group runs a healthy copy
+            crashed.append(trio.current_time())
+            raise Boom("injected")
+        await trio.sleep_forever()
+
+    async def sibling(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            sibling_cancelled.append(trio.current_time())
+
+    runner = await sim.start_engine(
+        engine_config(),
+        tmp_path / "j.sqlite3",
+        strategy=False,
+        extra_children=[("sibling", sibling), ("crasher", crasher)],
+    )
+    engine = runner.engine
+    state = engine_state(engine)
+    assert engine.router is not None
+    resting = engine.router.submit(resting_signal(sim, "rest-1"))
+    await wait_until(lambda: len(sim.open_orders(SYMBOL)) == 1)
+    old_private = engine.private
+
+    trigger.set()
+    await wait_until(lambda: engine.restarts == 1 and state.gate.is_open)
+    assert len(sibling_cancelled) == 1  # the crash took its siblings down
+    assert engine.private is not old_private  # the streams were rebuilt too
+    assert old_private is not None
+    assert old_private.state.value == "down"
+    assert sim.open_orders(SYMBOL) == []  # nobody watched it any more: cancelled
+    assert state.tracker[resting.order_link_id].state is OrderState.CANCELLED
+    assert [r.trigger for r in engine.reconciles].count("restart") == 1
+    assert runner.error is None
+
+    # Trading works again after the restart.
+    again = engine.router.submit(taker_signal(sim, "after-restart"))
+    assert again.accepted
+    await wait_until(lambda: state.portfolio.position(SYMBOL).size == Decimal("0.002"))
+    await runner.stop()
+    assert runner.error is None
+
+
+async def test_restart_budget_exhausted_exits_with_engine_failed(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    async def always_crash(
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await trio.sleep(1.0)
+        raise Boom("again")
+
+    cfg = engine_config(max_restarts=2, restart_window_s=60.0)
+    runner = await sim.start_engine(
+        cfg, tmp_path / "j.sqlite3", strategy=False, extra_children=[("bad", always_crash)]
+    )
+    await runner.done.wait()
+    assert isinstance(runner.error, EngineFailed)
+    assert isinstance(runner.error.__cause__, BaseException)
+    assert runner.engine.restarts == 2
+    assert len(runner.engine.crashes) == 3
+
+
+# --------------------------------------------------------------------------- strategy + shutdown
+
+
+async def test_demo_strategy_fills_and_graceful_stop_leaves_no_resting_order(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    runner = await sim.start_engine(engine_config(), path)
+    engine = runner.engine
+    state = engine_state(engine)
+    await trio.sleep(60.0)
+
+    assert state.counters.fills > 0  # the status line moves within a minute
+    assert state.counters.maker_fills > 0
+    assert sim.position(SYMBOL) == state.portfolio.position(SYMBOL).size
+    mark = engine.mark(SYMBOL)
+    assert mark is not None
+    order_notional = engine.cfg.strategy.order_notional_usdt
+    limit = engine.cfg.strategy.max_position_notional_usdt
+    assert abs(state.portfolio.position(SYMBOL).size) * mark <= limit + 2 * order_notional
+    status = engine.status()
+    assert status.fills == state.counters.fills
+    assert status.streams
+    assert all(v.state == "ready" for v in status.streams)
+    # Every link id went to the venue once.
+    links = [c.link_id for c in sim.transport.creates()]
+    assert len(links) == len(set(links))
+    await wait_until(lambda: len(sim.open_orders(SYMBOL)) > 0)
+
+    report = await engine.shutdown("test")
+    await runner.done.wait()
+    assert runner.error is None
+    assert report is not None
+    assert report.clean, report
+    assert sim.open_orders() == []
+    with journal_of(path) as journal:
+        loaded = journal.load()
+    assert loaded.non_final_orders == ()
+    assert loaded.rebuild_portfolio().position(SYMBOL).size == sim.position(SYMBOL)
+    assert {o.state for o in loaded.orders.values()} <= {
+        OrderState.CANCELLED,
+        OrderState.FILLED,
+        OrderState.PARTIALLY_FILLED_CANCELED,
+    }
+
+
+async def test_stop_requested_before_ready_still_exits_cleanly(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    engine = sim.make_engine(engine_config(), tmp_path / "j.sqlite3", strategy=False)
+    engine.request_stop("early")
+    with trio.fail_after(30):
+        await engine.run()
+    assert not engine.ready.is_set()
+    assert engine.shutdown_report is not None
+    assert engine.shutdown_report.clean
