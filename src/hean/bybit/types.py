@@ -68,9 +68,7 @@ class OrderStatus(enum.StrEnum):
         return not self.is_open and self is not OrderStatus.TRIGGERED
 
 
-_OPEN_STATUSES = frozenset(
-    {OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNTRIGGERED}
-)
+_OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNTRIGGERED})
 
 
 class ExecType(enum.StrEnum):
