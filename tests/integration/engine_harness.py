@@ -73,6 +73,20 @@ class HookTransport(httpx.AsyncBaseTransport):
         return httpx.Response(response.status_code, headers=headers, content=orjson.dumps(obj))
 
 
+class DelayCreate(httpx.AsyncBaseTransport):
+    """Order creates reach the venue ``delay_s`` after they left (network / gateway latency);
+    everything else passes at once. Wrap ``rig.transport.inner`` with it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == CREATE:
+            await trio.sleep(self.delay_s)
+        return await self.inner.handle_async_request(request)
+
+
 @define
 class Rig:
     server: SimServer

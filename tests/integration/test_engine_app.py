@@ -9,7 +9,8 @@ strategy making fills on the simulator.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from hean.engine.intents import Signal
 from hean.engine.journal import Journal
 from hean.engine.orders import OrderState
 from hean.sim.faults import RestFault, RestFaultKind, StreamKind
-from tests.conftest import RestCall, SimHarness, engine_config
+from tests.conftest import RestCall, SimHarness, engine_config, start_engine
 
 SYMBOL = "BTCUSDT"
 
@@ -406,3 +407,54 @@ async def test_stop_requested_before_ready_still_exits_cleanly(
     assert not engine.ready.is_set()
     assert engine.shutdown_report is not None
     assert engine.shutdown_report.clean
+
+
+async def test_stop_is_honoured_while_the_private_stream_cannot_come_up(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    """After a crash the trading nursery restarts, but the private WebSocket is unreachable: a
+    SIGTERM must still run the graceful shutdown (REST only) at once, not after escalation."""
+    broken = False
+    inner = sim.connect_ws
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[object]:
+        if broken and "private" in url:
+            await trio.sleep(20.0)  # e.g. a connect/handshake timeout
+            raise OSError("private endpoint unreachable")
+        async with inner(url) as ws:
+            yield ws
+
+    trigger = trio.Event()
+    crashed: list[float] = []
+
+    async def crasher(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trigger.wait()
+        if not crashed:
+            crashed.append(trio.current_time())
+            raise Boom("injected")
+        await trio.sleep_forever()
+
+    cfg = engine_config()
+    engine = sim.make_engine(
+        cfg, tmp_path / "j.sqlite3", strategy=False, extra_children=[("crasher", crasher)]
+    )
+    engine._connect_ws = connect  # the WebSocket seam, as the constructor takes it
+    runner = await start_engine(sim.nursery, engine)
+    broken = True
+    trigger.set()
+    await wait_until(lambda: engine.restarts == 1)
+    await trio.sleep(5.0)  # the restarted trading nursery is stuck starting the private stream
+    assert engine.private is not None
+    t0 = trio.current_time()
+    engine.request_stop("SIGTERM")
+    with trio.move_on_after(cfg.engine.shutdown_timeout_s + 5.0):
+        await runner.done.wait()
+    assert runner.done.is_set(), "the stop waited for the trading nursery to start"
+    assert trio.current_time() - t0 <= cfg.engine.shutdown_timeout_s
+    assert runner.error is None
+    report = engine.shutdown_report
+    assert report is not None
+    assert report.clean
+    assert report.final_reconcile is not None

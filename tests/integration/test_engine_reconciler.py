@@ -14,10 +14,10 @@ from hean.bybit.errors import OutcomeUnknownError
 from hean.bybit.types import Execution, OrderType, PrivateMessage, Side
 from hean.engine.intents import OrderIntent
 from hean.engine.orders import OrderState, OutcomeUnknown, Sent
-from hean.engine.reconciler import ReconcileIncomplete
+from hean.engine.reconciler import UNKNOWN_ORDER_PASSES, ReconcileIncomplete
 from hean.engine.risk_gate import RejectReason
 from hean.sim.faults import ClearFaults, RestFault, RestFaultKind
-from tests.integration.engine_harness import make_signal, open_rig, wait_for
+from tests.integration.engine_harness import DelayCreate, make_signal, open_rig, wait_for
 
 D = Decimal
 
@@ -248,3 +248,113 @@ async def test_run_periodic_reconciles_on_interval(tmp_path: Path, autojump_cloc
         assert rig.state.counters.reconciles == 1
         assert rig.metric("hean_reconciles_total", {"trigger": "periodic", "result": "ok"}) == 1
         assert not rig.state.gate.is_open  # periodic passes never open the gate
+
+
+# --------------------------------------------------------------------------- review regressions
+
+
+async def test_fill_hidden_by_a_lagging_listing_is_not_lost_behind_the_cursor(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path, settle_timeout_s=5.0) as rig:
+        await rig.reconciler.reconcile("startup")
+        by_order_id: list[str] = []
+        rig.transport.before.append(
+            lambda r: (
+                by_order_id.append(r.url.params["orderId"])
+                if r.url.path == "/v5/execution/list" and "orderId" in r.url.params
+                else None
+            )
+        )
+        price = await rig.aggressive_price()
+        key = rig.router.submit(make_signal(price, qty="0.01")).order_link_id
+        assert key is not None
+        await wait_for(lambda: key in rig.state.tracker and bool(rig.state.tracker[key].order_id))
+        await trio.sleep(10)  # a later fill, 10 s after ours (> the 5 s cursor overlap)
+        await rig.rest.place_order(
+            symbol="BTCUSDT",
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            qty=D("0.01"),
+            order_link_id="ext-later",
+        )
+        # Our fill is not listed yet by /v5/execution/list (listing lag), the later one is.
+        rig.transport.hide = lambda path, item: (
+            path == "/v5/execution/list" and item.get("orderLinkId") == key
+        )
+        first = await rig.reconciler.reconcile("periodic")
+        assert not first.complete
+        # The size difference is explained by the fill still missing: incomplete, not fail-closed.
+        assert first.fail_closed is None
+        assert rig.state.fail_closed is None
+        order_id = rig.state.tracker[key].order_id
+        assert order_id in by_order_id  # asked for by orderId, not only by time
+        ours = rig.state.tracker[key].last_order
+        assert ours is not None
+        # The cursor stops at our order's creation: the next fetch still covers its fill.
+        assert first.cursor_ms == ours.created_time
+        rig.transport.hide = None  # the listing catches up
+        second = await rig.reconciler.reconcile("periodic")
+        assert second.complete
+        assert second.missed_fills == 1
+        assert rig.state.portfolio.position("BTCUSDT").size == D("0.02")
+        assert second.mismatches == ()
+        assert second.fail_closed is None
+        assert second.cursor_ms is not None
+        assert second.cursor_ms > ours.created_time
+
+
+async def test_create_in_flight_is_not_declared_lost_by_reconciliation(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path, grace_s=2.0) as rig:
+        await rig.reconciler.reconcile("startup")
+        rig.transport.inner = DelayCreate(rig.transport.inner, 5.0)
+        price = await rig.passive_price()
+        key = rig.router.submit(make_signal(price)).order_link_id
+        assert key is not None
+        await wait_for(lambda: key in rig.state.tracker)
+        await trio.sleep(3.0)  # past the 2 s grace; the create is still on the wire
+        report = await rig.reconciler.reconcile("periodic")
+        assert report.lost == ()
+        assert report.complete  # settled once the create's ack came back
+        assert rig.state.tracker[key].state is OrderState.NEW
+        assert rig.state.counters.orders_lost == 0
+
+
+async def test_create_timing_out_after_a_not_found_does_not_crash_the_router(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """The create outlives the NotFound grace and then times out: settled, no crash."""
+    async with open_rig(tmp_path, grace_s=2.0) as rig:
+        await rig.reconciler.reconcile("startup")
+        rig.transport.inner = DelayCreate(rig.transport.inner, 12.0)  # > the 10 s timeout
+        price = await rig.passive_price()
+        key = rig.router.submit(make_signal(price)).order_link_id
+        assert key is not None
+        await wait_for(lambda: key in rig.state.tracker)
+        await trio.sleep(3.0)
+        await rig.reconciler.reconcile("periodic")  # meanwhile: may not declare it LOST
+        await trio.sleep(30.0)  # timeout -> UNKNOWN -> resolved by query
+        assert rig.state.tracker[key].state is OrderState.LOST
+        assert rig.state.counters.orders_unknown == 1
+        assert await rig.rest.open_orders() == []
+
+
+async def test_unknown_order_query_is_repeated_for_a_bounded_number_of_passes(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """History can lag behind the execution that named an order: one miss is not final."""
+    async with open_rig(tmp_path, run_router=False) as rig:
+        asked: list[str] = []
+        rig.transport.before.append(
+            lambda r: (
+                asked.append(r.url.params["orderId"])
+                if r.url.path == "/v5/order/realtime" and "orderId" in r.url.params
+                else None
+            )
+        )
+        rig.reconciler.request_order_query("no-such-order", "BTCUSDT")
+        for _ in range(UNKNOWN_ORDER_PASSES + 2):
+            await rig.reconciler.reconcile("periodic")
+        assert asked.count("no-such-order") == UNKNOWN_ORDER_PASSES

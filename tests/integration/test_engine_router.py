@@ -9,19 +9,25 @@ import httpx
 import orjson
 import pytest
 import trio
+from prometheus_client import CollectorRegistry
 
 from hean.bybit.types import OrderStatus, OrderType, Side
+from hean.engine.metrics import EngineMetrics
 from hean.engine.orders import OrderState
 from hean.engine.risk_gate import RejectReason, RiskGate, RiskLimits
 from hean.engine.router import ExecutionRouter
+from hean.engine.strategy import live_quotes
 from hean.sim.faults import RestFault, RestFaultKind
 from tests.integration.engine_harness import (
     CREATE,
     D,
+    DelayCreate,
     make_signal,
     open_rig,
     wait_for,
 )
+
+CANCEL = "/v5/order/cancel"
 
 # --------------------------------------------------------------------------- tests
 
@@ -292,3 +298,188 @@ async def test_queue_size_must_be_positive(tmp_path: Path, autojump_clock: Any) 
     async with open_rig(tmp_path, run_router=False) as rig:
         with pytest.raises(ValueError, match="queue_size"):
             ExecutionRouter(rig.state, rig.rest, rig.journal, RiskGate(), queue_size=0)
+
+
+# --------------------------------------------------------------------------- review regressions
+
+
+async def test_create_decided_after_the_rate_limit_wait_not_before(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """A create held by the rate limiter (an IP ban here) must not leave once the gate closed."""
+    async with open_rig(tmp_path, ttl_s=5.0) as rig:
+        await rig.reconciler.reconcile("startup")
+        sent: list[float] = []
+        rig.transport.before.append(
+            lambda r: sent.append(trio.current_time()) if r.url.path == CREATE else None
+        )
+        price = await rig.passive_price()
+        rig.rest.rate_limiter.block_all(wait_s=30.0, now_s=trio.current_time())
+        key = rig.router.submit(make_signal(price)).order_link_id
+        await trio.sleep(1.0)
+        assert key not in rig.state.tracker  # nothing journaled while it waits for a slot
+        rig.state.gate.block("private stream down")
+        await trio.sleep(40.0)
+        assert sent == []
+        assert key not in rig.state.tracker
+        assert rig.metric("hean_intents_expired_total", {"reason": "gate_closed"}) == 1
+        assert await rig.rest.open_orders() == []
+
+
+async def test_create_held_by_the_rate_limiter_past_its_ttl_expires_unsent(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path, ttl_s=5.0) as rig:
+        await rig.reconciler.reconcile("startup")
+        price = await rig.passive_price()
+        rig.rest.rate_limiter.block(CREATE, wait_s=30.0, now_s=trio.current_time())
+        key = rig.router.submit(make_signal(price)).order_link_id
+        await trio.sleep(40.0)
+        assert rig.transport.paths.count(CREATE) == 0
+        assert key not in rig.state.tracker
+        assert rig.metric("hean_intents_expired_total", {"reason": "rate_limited"}) == 1
+
+
+async def test_sent_is_stamped_when_the_create_leaves_after_a_short_rate_limit_wait(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """Within the TTL the create still goes, and the NotFound grace counts from when it left."""
+    async with open_rig(tmp_path, ttl_s=5.0) as rig:
+        await rig.reconciler.reconcile("startup")
+        price = await rig.passive_price()
+        t0 = trio.current_time()
+        rig.rest.rate_limiter.block(CREATE, wait_s=2.0, now_s=t0)
+        key = rig.router.submit(make_signal(price)).order_link_id
+        await wait_for(lambda: rig.resting(key))
+        assert key is not None
+        sent_at = rig.state.tracker[key].sent_at
+        assert sent_at is not None
+        assert sent_at - t0 >= 2.0
+        assert rig.transport.paths.count(CREATE) == 1
+
+
+async def test_cancel_before_the_create_lands_is_sent_again_once_it_does(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path) as rig:
+        await rig.reconciler.reconcile("startup")
+        rig.transport.inner = DelayCreate(rig.transport.inner, 2.0)
+        price = await rig.passive_price()
+        key = rig.router.submit(make_signal(price)).order_link_id
+        assert key is not None
+        await wait_for(lambda: key in rig.state.tracker)
+        assert rig.state.tracker[key].state is OrderState.IN_FLIGHT
+        # The strategy requotes while the create is on the wire: the venue does not know it yet.
+        await rig.router.cancel_order(key)
+        assert rig.metric("hean_cancel_requests_total", {"result": "not_found"}) == 1
+        await trio.sleep(5.0)
+        # Acked after the cancel was requested: the cancel went again and the order is gone.
+        assert await rig.rest.open_orders() == []
+        assert rig.metric("hean_cancel_retries_total", {"source": "acked_after_cancel"}) == 1
+        await wait_for(lambda: rig.final(key))
+        assert rig.state.tracker[key].state is OrderState.CANCELLED
+        assert live_quotes(rig.state.tracker.non_final(), strategy="test", symbol="BTCUSDT") == []
+
+
+async def test_cancel_all_resting_cancels_an_order_that_lands_after_110001(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path) as rig:
+        await rig.reconciler.reconcile("startup")
+        rig.transport.inner = DelayCreate(rig.transport.inner, 2.0)
+        price = await rig.passive_price()
+        key = rig.router.submit(make_signal(price)).order_link_id
+        await wait_for(lambda: key in rig.state.tracker)
+        # Crash cleanup starts while the create is in flight (its first cancel meets 110001).
+        report = await rig.router.cancel_all_resting(timeout_s=10.0)
+        assert report.complete
+        assert report.confirmed == (key,)
+        assert await rig.rest.open_orders() == []
+        assert key is not None
+        assert rig.state.tracker[key].state is OrderState.CANCELLED
+
+
+async def test_cancel_all_resting_resends_a_cancel_that_failed(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path) as rig:
+        await rig.reconciler.reconcile("startup")
+        price = await rig.passive_price()
+        key = rig.router.submit(make_signal(price)).order_link_id
+        await wait_for(lambda: rig.resting(key))
+        # Crash cleanup uses a fresh router (not running): only cancel_all_resting can retry.
+        cleanup = ExecutionRouter(rig.state, rig.rest, rig.journal, RiskGate(), metrics=rig.metrics)
+        rig.server.inject_rest_fault(
+            RestFault(RestFaultKind.HTTP, http_status=503, path_prefix=CANCEL), count=4
+        )
+        report = await cleanup.cancel_all_resting(timeout_s=10.0)
+        cleanup.close()
+        assert report.complete
+        assert report.confirmed == (key,)
+        assert report.errors == {}
+        assert rig.metric("hean_cancel_retries_total", {"source": "cancel_all"}) == 1
+        assert await rig.rest.open_orders() == []
+
+
+async def test_failed_cancel_is_retried_until_the_order_is_gone(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path) as rig:
+        await rig.reconciler.reconcile("startup")
+        price = await rig.passive_price()
+        key = rig.router.submit(make_signal(price)).order_link_id
+        assert key is not None
+        await wait_for(lambda: rig.resting(key))
+        rig.server.inject_rest_fault(
+            RestFault(RestFaultKind.HTTP, http_status=503, path_prefix=CANCEL), count=4
+        )
+        await rig.router.cancel_order(key)  # 4 attempts, all 503: logged, returns
+        assert rig.metric("hean_cancel_requests_total", {"result": "error"}) == 1
+        assert [o.order_link_id for o in await rig.rest.open_orders()] == [key]
+        await trio.sleep(30.0)
+        assert await rig.rest.open_orders() == []
+        assert rig.metric("hean_cancel_retries_total", {"source": "still_resting"}) >= 1
+        assert rig.final(key)
+        assert live_quotes(rig.state.tracker.non_final(), strategy="test", symbol="BTCUSDT") == []
+
+
+async def test_stop_dispatch_lets_the_create_on_the_wire_finish_and_drops_the_rest(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    async with open_rig(tmp_path) as rig:
+        await rig.reconciler.reconcile("startup")
+        rig.transport.inner = DelayCreate(rig.transport.inner, 2.0)
+        price = await rig.passive_price()
+        first = rig.router.submit(make_signal(price)).order_link_id
+        second = rig.router.submit(make_signal(price - 1)).order_link_id
+        await wait_for(lambda: first in rig.state.tracker)
+        assert first is not None
+        await rig.router.stop_dispatch()
+        # Returned only once the create in flight was answered: its order is known.
+        assert rig.state.tracker[first].state is OrderState.NEW
+        assert first not in rig.state.creates_in_flight
+        refused = rig.router.submit(make_signal(price - 2))
+        assert refused.reason is RejectReason.ROUTER_CLOSED
+        await trio.sleep(10.0)
+        assert second not in rig.state.tracker
+        assert rig.transport.paths.count(CREATE) == 1
+        assert rig.metric("hean_intents_expired_total", {"reason": "shutdown"}) == 1
+
+
+async def test_closed_router_no_longer_drives_the_gate_gauge(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """One router per trading attempt: a closed one must not stay attached to the shared gate."""
+    async with open_rig(tmp_path, run_router=False) as rig:
+        metrics = EngineMetrics(CollectorRegistry())
+        router = ExecutionRouter(rig.state, rig.rest, rig.journal, RiskGate(), metrics=metrics)
+
+        def gauge() -> float | None:
+            return metrics.registry.get_sample_value("hean_trading_gate_open")
+
+        rig.state.gate.open()
+        assert gauge() == 1
+        router.close()
+        router.close()  # idempotent
+        rig.state.gate.block("private stream down")
+        assert gauge() == 1  # detached: no longer follows the gate

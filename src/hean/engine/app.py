@@ -33,12 +33,18 @@ Why each rule is there:
 * **Components are rebuilt per attempt.** A crashed router's queued intents are treated as never
   sent (a fresh channel), stream sessions start clean; the shared state, journal and REST client
   carry over.
+* **A stop is honoured while trading starts.** Starting the trading nursery waits for the private
+  stream to connect and reconcile, which can take minutes when the venue's WebSocket is
+  unreachable. The start races the stop request: if the stop wins, the half-started children are
+  cancelled and the graceful shutdown runs on REST alone (cancel-all and the final
+  reconciliation need nothing else).
 
 Graceful shutdown (:meth:`Engine.shutdown`), in the documented order: stop intake (risk gate
-halted, strategy stopped) -> cancel resting orders and confirm each by query (shielded, bounded by
-``shutdown_timeout_s``) -> final reconciliation -> leave the trading nursery (the WebSockets close
-here: the private applier writes to the journal, so it must stop before the journal closes) ->
-journal closed -> HTTP client closed.
+halted, strategy stopped, the router's dispatch stopped once a create already on the wire has its
+answer) -> cancel resting orders and confirm each by query, re-sending the cancel of any still
+resting (shielded, bounded by ``shutdown_timeout_s``) -> final reconciliation -> leave the trading
+nursery (the WebSockets close here: the private applier writes to the journal, so it must stop
+before the journal closes) -> journal closed -> HTTP client closed.
 """
 
 from __future__ import annotations
@@ -488,17 +494,52 @@ class Engine:
         children.extend(self._extra_children)
 
         with send, receive:
-            async with trio.open_nursery() as trading:
+            try:
+                async with trio.open_nursery() as trading:
+                    if await self._start_unless_stopped(trading, children):
+                        if not self.ready.is_set():
+                            self.ready.set()
+                            log.info(
+                                "engine_ready", gate=state.gate.reason or "open", **self._brief()
+                            )
+                            task_status.started()
+                        else:
+                            log.info("engine_resumed", restarts=self.restarts, **self._brief())
+                    await self._stop.wait()
+                    await self._graceful(router, journal)
+                    trading.cancel_scope.cancel()
+            finally:
+                router.close()
+
+    async def _start_unless_stopped(
+        self, trading: trio.Nursery, children: Sequence[tuple[str, Child]]
+    ) -> bool:
+        """Start ``children`` (one_for_all) in ``trading``; True once all are ready, False if a
+        stop was requested first.
+
+        Readiness includes the private stream's connect and reconciliation, which can take
+        minutes while the venue's WebSocket is unreachable; a SIGTERM must not wait for that.
+        When the stop wins, the half-started children are cancelled (the caller's graceful
+        shutdown needs only REST). A crash while starting still propagates through ``trading``.
+        """
+        up = trio.Event()
+        starting = trio.CancelScope()
+
+        async def start() -> None:
+            with starting:
                 await trading.start(one_for_all, children)
-                if not self.ready.is_set():
-                    self.ready.set()
-                    log.info("engine_ready", gate=state.gate.reason or "open", **self._brief())
-                    task_status.started()
-                else:
-                    log.info("engine_resumed", restarts=self.restarts, **self._brief())
-                await self._stop.wait()
-                await self._graceful(router, journal)
-                trading.cancel_scope.cancel()
+                up.set()
+
+        trading.start_soon(start)
+        await _wait_any(up, self._stop)
+        if up.is_set():
+            return True
+        starting.cancel()
+        log.warning("trading_start_abandoned", reason=self.stop_reason, gate=self._gate_reason())
+        return False
+
+    def _gate_reason(self) -> str | None:
+        return None if self.state is None else self.state.gate.reason
 
     def _brief(self) -> dict[str, object]:
         state = self.state
@@ -601,11 +642,20 @@ class Engine:
         final: ReconcileReport | None = None
         timed_out = True
         with trio.move_on_after(budget, shield=True):
+            # Leave a margin of the budget for the final reconciliation.
+            cancel_deadline = trio.current_time() + budget * 0.6
             router.risk.halt("shutdown")
             if self._intake is not None:
                 self._intake.cancel()
-            # Leave a margin of the budget for the final reconciliation.
-            cancel = await router.cancel_all_resting(timeout_s=budget * 0.6)
+            # Nothing may be placed behind the cancels; a create already on the wire is let
+            # finish so its order is known before they go. Bounded: if its answer is slow,
+            # cancel_all_resting handles the in-flight order anyway (110001, then re-sent once
+            # the order shows up resting).
+            with trio.move_on_after(budget * 0.25):
+                await router.stop_dispatch()
+            cancel = await router.cancel_all_resting(
+                timeout_s=max(0.0, cancel_deadline - trio.current_time())
+            )
             final = await self._final_reconcile()
             timed_out = False
         left = state.tracker.non_final()
@@ -646,7 +696,10 @@ class Engine:
         assert self.state is not None
         assert self.reconciler is not None
         router = ExecutionRouter(self.state, rest, journal, RiskGate(), metrics=self.metrics)
-        await self._graceful(router, journal)
+        try:
+            await self._graceful(router, journal)
+        finally:
+            router.close()
 
     async def _cancel_after_crash(self, rest: BybitRestClient, journal: Journal) -> None:
         """After a crash nobody watches our resting orders: cancel them (shielded, bounded)."""
@@ -662,8 +715,22 @@ class Engine:
                 # the restart's reconciliation finds whatever is left.
                 log.error("crash_cancel_failed", error=repr(exc))
                 return
+            finally:
+                router.close()
             log.warning(
                 "crash_orders_cancelled",
                 confirmed=len(report.confirmed),
                 unconfirmed=list(report.unconfirmed),
             )
+
+
+async def _wait_any(*events: trio.Event) -> None:
+    """Return as soon as one of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)

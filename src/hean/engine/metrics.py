@@ -103,6 +103,13 @@ class EngineMetrics:
             ["result"],
             registry=r,
         )
+        self.cancel_retries = Counter(
+            "hean_cancel_retries",
+            "Cancels sent again for an order still resting after an earlier cancel (the earlier "
+            "one failed, or arrived before the create landed), by where the retry came from.",
+            ["source"],
+            registry=r,
+        )
         self.trading_gate_open = Gauge(
             "hean_trading_gate_open",
             "1 while new orders may be placed, 0 while private state is unknown.",

@@ -16,7 +16,9 @@ Local states, before (or instead of) the exchange telling us anything:
 ``LOST``        (final) a query after the grace period found no such order: it never landed (or,
                 for an order we had seen resting, it left the exchange's query window — its fills,
                 if any, still arrive as executions). ``LOST`` is our belief, not the exchange's
-                word: a later exchange update or ack resurrects the order (the exchange wins).
+                word: a later exchange update or ack resurrects the order (the exchange wins),
+                and a late answer to the create itself settles it too (rejected -> REJECTED,
+                outcome unknown -> UNKNOWN, to be queried again).
 ``WITHDRAWN``   (final) cancelled locally while PENDING: the request never left.
 
 Exchange states mirror :class:`hean.bybit.types.OrderStatus` one to one (``NEW``,
@@ -473,8 +475,12 @@ def _outcome_unknown(o: TrackedOrder, ev: Event) -> _Result:
     assert isinstance(ev, OutcomeUnknown)
     if o.state is OrderState.UNKNOWN:
         return o, Outcome.UNCHANGED
-    # A PENDING order going UNKNOWN happens on restore: we cannot tell whether it left.
+    # A PENDING order going UNKNOWN happens on restore: we cannot tell whether it left. A LOST
+    # one gets the answer of a create that was still on its way when a NotFound was believed:
+    # that NotFound proved nothing, and the grace period starts again from now.
     sent_at = o.sent_at if o.sent_at is not None else ev.at
+    if o.state is OrderState.LOST:
+        sent_at = ev.at
     return evolve(o, state=OrderState.UNKNOWN, sent_at=sent_at, updated_at=ev.at), Outcome.APPLIED
 
 
@@ -546,8 +552,9 @@ def _build_table() -> dict[tuple[OrderState, type[Event]], _Handler]:
     rule([s.PENDING], Sent, _send)
     rule([s.IN_FLIGHT, s.UNKNOWN, s.LOST], Acked, _ack_first)
     rule([*resting, *exchange_final], Acked, _ack_late)
-    rule([s.IN_FLIGHT, s.UNKNOWN], Rejected, _reject)
-    rule([s.PENDING, s.IN_FLIGHT, s.UNKNOWN], OutcomeUnknown, _outcome_unknown)
+    # LOST is a belief (NotFound after the grace): the create's own late answer overrides it.
+    rule([s.IN_FLIGHT, s.UNKNOWN, s.LOST], Rejected, _reject)
+    rule([s.PENDING, s.IN_FLIGHT, s.UNKNOWN, s.LOST], OutcomeUnknown, _outcome_unknown)
     rule([*resting, *exchange_final], OutcomeUnknown, _unchanged)
     updatable = [s.IN_FLIGHT, s.UNKNOWN, s.LOST, *resting, *exchange_final]
     rule(updatable, ExchangeUpdate, _exchange_update)
@@ -568,8 +575,9 @@ TRANSITIONS: Mapping[tuple[OrderState, type[Event]], str] = {
 Pairs not listed raise :class:`IllegalTransition`. Notably: nothing happens to a WITHDRAWN order;
 a PENDING order cannot be acked, rejected, updated or queried (it was never sent — a restored
 PENDING order is first moved to UNKNOWN); ``Sent`` only from PENDING (UNKNOWN is resolved by query,
-never by re-sending); ``Rejected`` only before the exchange reported the order; a final order
-cannot be cancelled (check :attr:`OrderState.is_final` first: a fill can win the race)."""
+never by re-sending); ``Rejected`` only before the exchange reported the order (LOST included: the
+create's answer can arrive after a NotFound); a final order cannot be cancelled (check
+:attr:`OrderState.is_final` first: a fill can win the race)."""
 
 
 def apply_event(order: TrackedOrder, event: Event) -> Transition:

@@ -117,11 +117,12 @@ class RateLimiter:
         while ep.sent and ep.sent[0] <= horizon:
             ep.sent.popleft()
 
-    def acquire(self, endpoint: str, now_s: float) -> float:
-        """Take a slot for one request now (returns 0.0), or return the seconds to wait first.
+    def wait_time(self, endpoint: str, now_s: float) -> float:
+        """Seconds until a slot for ``endpoint`` is free (0.0: free now); takes nothing.
 
-        A positive return takes nothing: call again after waiting (another caller may have taken
-        the slot in between, and the answer then is another wait).
+        For a caller that must decide what to send only once it may send (an order create whose
+        price and gate must still hold after the wait): wait this long, re-check, then
+        :meth:`acquire` with no await in between.
         """
         ep = self._get(endpoint)
         blocked_until = max(ep.blocked_until_s, self._all_blocked_until_s)
@@ -131,7 +132,18 @@ class RateLimiter:
         if len(ep.sent) >= ep.limit:
             # The oldest send leaves the window at sent[0] + span; by then a slot is free.
             return max(ep.sent[0] + self._span_s - now_s, 1e-6)
-        ep.sent.append(now_s)
+        return 0.0
+
+    def acquire(self, endpoint: str, now_s: float) -> float:
+        """Take a slot for one request now (returns 0.0), or return the seconds to wait first.
+
+        A positive return takes nothing: call again after waiting (another caller may have taken
+        the slot in between, and the answer then is another wait).
+        """
+        wait = self.wait_time(endpoint, now_s)
+        if wait > 0:
+            return wait
+        self._get(endpoint).sent.append(now_s)
         return 0.0
 
     def update(

@@ -6,7 +6,8 @@ the exchange's truth over REST and hands it here together with the local state:
 1. ``GET /v5/order/realtime`` open orders (all pages);
 2. a query by ``orderLinkId`` for *every* non-final local order (realtime, falling back to
    history), ``None`` when neither knows it;
-3. ``GET /v5/execution/list`` from :func:`execution_fetch_start` (all pages, already fetched);
+3. ``GET /v5/execution/list`` from :func:`execution_fetch_start` (all pages, already fetched),
+   plus, for every order :func:`orders_missing_fills` names, its executions by ``orderId``;
 4. ``GET /v5/position/list`` (settleCoin: non-flat only; a symbol missing from the list is flat);
 5. ``GET /v5/account/wallet-balance`` (passed through for the risk governor).
 
@@ -23,6 +24,14 @@ The cursor is the newest ``execTime`` (ms) seen. Bybit does not order executions
 dropped by ``execId``, so the overlap costs bandwidth, never a double count. The cursor never
 moves backwards.
 
+Nor does it move past a fill that is known to be missing: while some order's ``cumExecQty`` runs
+ahead of its executions, the listing has not shown every fill yet, and a cursor moved to the
+newest ``execTime`` would start every later fetch after that fill — lost for good. So an
+incomplete plan holds the cursor at the creation time of the oldest order still missing fills
+(no fill of an order precedes the order), or where it was when that time is not known. The shell
+also fetches such orders' executions by ``orderId`` (:func:`orders_missing_fills`), which does
+not depend on the cursor at all.
+
 Fail-closed
 ===========
 ``fail_closed`` is set when, after every missed fill has been applied, a position still differs
@@ -35,7 +44,7 @@ be resolved yet (NotFound inside the grace period, or not queried) or fills are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from attrs import field, frozen
@@ -69,6 +78,7 @@ __all__ = [
     "ReconcilePlan",
     "apply_plan",
     "execution_fetch_start",
+    "orders_missing_fills",
     "plan_reconcile",
 ]
 
@@ -86,6 +96,39 @@ def execution_fetch_start(
     if cursor_ms is None:
         return None
     return max(0, cursor_ms - overlap_ms)
+
+
+def orders_missing_fills(
+    portfolio: Portfolio, orders: Iterable[Order], executions: Iterable[Execution]
+) -> tuple[str, ...]:
+    """orderIds whose reported ``cumExecQty`` exceeds the fills known for them: the executions
+    ``portfolio`` applied plus the (not yet applied) ``executions`` just fetched. Sorted.
+
+    The reported quantity is the highest of what ``portfolio`` was told before and what the
+    order snapshots in ``orders`` say now. The shell fetches these orders' executions by
+    ``orderId`` before planning (the time-ordered listing may lag behind them).
+    """
+    fetched: dict[str, Decimal] = {}
+    counted: set[str] = set()
+    for e in executions:
+        if e.exec_id in counted or portfolio.has_seen(e.exec_id):
+            continue
+        counted.add(e.exec_id)
+        if e.order_id and is_position_fill(e):
+            fetched[e.order_id] = fetched.get(e.order_id, ZERO) + e.exec_qty
+    reported = {
+        oid: portfolio.filled_qty(oid) + qty for oid, qty in portfolio.missing_fills().items()
+    }
+    for o in orders:
+        if o.order_id:
+            reported[o.order_id] = max(reported.get(o.order_id, ZERO), o.cum_exec_qty)
+    return tuple(
+        sorted(
+            oid
+            for oid, cum in reported.items()
+            if cum > portfolio.filled_qty(oid) + fetched.get(oid, ZERO)
+        )
+    )
 
 
 def _to_dict(value: Mapping[str, Order | None]) -> dict[str, Order | None]:
@@ -305,12 +348,26 @@ def plan_reconcile(
 
     # The exchange says an order we consider finished can still trade: we cannot see our risk.
     live_conflict = any(not c.order.order_status.is_final for c in conflicts)
-    fail_closed = live_conflict or any(m.kind is MismatchKind.SIZE for m in mismatches)
+    # A size difference on a symbol whose orders still miss fills is not yet "after all fills":
+    # the plan is incomplete (the gate stays shut and the shell fetches again), so a listing lag
+    # does not fail the engine closed; only a difference the fills cannot explain does.
+    fail_closed = live_conflict or any(
+        m.kind is MismatchKind.SIZE and not dry_portfolio.missing_fills(m.symbol)
+        for m in mismatches
+    )
 
+    missing_fills = dry_portfolio.missing_fills()
     newest = max((e.exec_time for e in unique.values()), default=None)
+    advance_to = newest
+    if missing_fills and newest is not None:
+        # Fills the listing has not shown yet: do not move the cursor past them (see the
+        # module docstring). Hold it at the oldest such order's creation, if known everywhere.
+        created = [_created_ms(oid, dry_tracker, truth) for oid in missing_fills]
+        known = [c for c in created if c is not None]
+        advance_to = min(newest, *known) if len(known) == len(created) else None
     new_cursor = cursor_ms
-    if newest is not None:
-        new_cursor = newest if cursor_ms is None else max(cursor_ms, newest)
+    if advance_to is not None:
+        new_cursor = advance_to if cursor_ms is None else max(cursor_ms, advance_to)
     gap_ms = 0
     if missed and cursor_ms is not None:
         gap_ms = max(0, max(e.exec_time for e in missed) - cursor_ms)
@@ -322,7 +379,7 @@ def plan_reconcile(
         lost=tuple(lost),
         unresolved=tuple(unresolved),
         conflicts=tuple(conflicts),
-        missing_fills=dry_portfolio.missing_fills(),
+        missing_fills=missing_fills,
         position_mismatches=tuple(mismatches),
         fail_closed=fail_closed,
         missed_fills=missed_fills,
@@ -331,6 +388,19 @@ def plan_reconcile(
         new_cursor=new_cursor,
         wallet=truth.wallet,
     )
+
+
+def _created_ms(order_id: str, tracker: OrderTracker, truth: ExchangeTruth) -> int | None:
+    """The exchange's ``createdTime`` of an order, from any snapshot at hand (None: unknown)."""
+    times = [
+        o.created_time
+        for o in (*truth.open_orders, *(q for q in truth.queried.values() if q is not None))
+        if o.order_id == order_id and o.created_time > 0
+    ]
+    tracked = tracker.by_order_id(order_id)
+    if tracked is not None and tracked.last_order is not None and tracked.last_order.created_time:
+        times.append(tracked.last_order.created_time)
+    return min(times) if times else None
 
 
 def apply_plan(

@@ -11,7 +11,11 @@ One pass:
 
 1. fetch — open orders (all pages); every non-final local order not among them, by orderLinkId
    (realtime, then history); orders named by executions of unknown orders; executions since the
-   cursor minus an overlap (all pages, every 7-day window); positions; the wallet;
+   cursor minus an overlap (all pages, every 7-day window), and, for every order whose
+   ``cumExecQty`` runs ahead of its known fills, its executions by orderId (the time-ordered
+   listing can lag); positions; the wallet. An order whose create the router is still awaiting
+   (:attr:`EngineState.creates_in_flight`) and that no query finds is left unresolved, never
+   declared lost: its create may still land;
 2. plan — :func:`~hean.engine.reconcile_plan.plan_reconcile` on the current state (pure, dry-run);
 3. if the plan is not ready (an order not settled within its NotFound grace, fills still missing,
    or a position that disagrees) fetch and plan again after a short delay: fills and order
@@ -55,6 +59,7 @@ from hean.engine.reconcile_plan import (
     ReconcilePlan,
     apply_plan,
     execution_fetch_start,
+    orders_missing_fills,
     plan_reconcile,
 )
 from hean.engine.rest_client import BybitRestClient, PaginationError
@@ -79,6 +84,10 @@ DEFAULT_LOOKBACK_MS: Final = 7 * 24 * 3600 * 1000 - 60_000
 is 7 days; a minute less keeps the start inside it whatever the clock offset."""
 
 _RETRY_BACKOFF: Final = Backoff(base_s=0.5, cap_s=4.0, multiplier=2.0, jitter=0.2)
+
+UNKNOWN_ORDER_PASSES: Final = 5
+"""Passes an order named by an execution (unknown to the tracker) is queried before it is given up:
+order history can lag behind the execution that named it, so one empty answer proves little."""
 
 # What a reconciliation may meet from the venue and recover from on a later pass.
 _VENUE_ERRORS: Final = (BybitError, WireError, PaginationError)
@@ -190,6 +199,8 @@ class Reconciler:
         self._lookback_ms = lookback_ms
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
         self._orders_to_query: dict[str, str] = {}  # orderId -> symbol
+        self._order_query_misses: dict[str, int] = {}  # orderId -> passes that did not find it
+        self._missed_this_pass: set[str] = set()
         self._wake = trio.Event()
         self._requested: str | None = None
         self.last_report: ReconcileReport | None = None
@@ -319,6 +330,7 @@ class Reconciler:
         old_cursor = state.exec_cursor_ms
         applied = apply_plan(plan, state.tracker, state.portfolio, now=trio.current_time())
         self._journal_applied(applied)
+        self._settle_order_queries()
         self._after_apply(truth, plan, applied)
         duration = trio.current_time() - started
         report = ReconcileReport(
@@ -374,6 +386,7 @@ class Reconciler:
                 reported.add(tracked.key)
 
         queried: dict[str, Order | None] = {}
+        in_flight = self._state.creates_in_flight
         for tracked in tracker.non_final():
             if tracked.key in reported or tracked.state is OrderState.PENDING:
                 continue  # reported already / not sent yet (the router sends it in one step)
@@ -382,29 +395,63 @@ class Reconciler:
             else:
                 assert tracked.order_id is not None  # keys without a link id carry the orderId
                 found = await rest.query_order(order_id=tracked.order_id, symbol=tracked.symbol)
+            if found is None and tracked.key in in_flight:
+                # Its create is still on the wire: "not found" proves nothing yet. Left out of
+                # `queried`, the plan reports it unresolved (a gating pass waits for it).
+                log.info("reconcile_create_in_flight", order_link_id=tracked.key)
+                continue
             queried[tracked.key] = found
 
-        wanted = dict(self._orders_to_query)
-        for order_id, symbol in wanted.items():
-            if tracker.by_order_id(order_id) is None:
-                found = await rest.query_order(order_id=order_id, symbol=symbol)
-                if found is not None:
-                    queried.setdefault(found.order_link_id or f"#{found.order_id}", found)
-            self._orders_to_query.pop(order_id, None)
+        self._missed_this_pass.clear()
+        for order_id, symbol in dict(self._orders_to_query).items():
+            if tracker.by_order_id(order_id) is not None:
+                continue  # tracked meanwhile (_settle_order_queries forgets it)
+            found = await rest.query_order(order_id=order_id, symbol=symbol)
+            if found is None:
+                self._missed_this_pass.add(order_id)
+            else:
+                queried.setdefault(found.order_link_id or f"#{found.order_id}", found)
 
         start = execution_fetch_start(self._state.exec_cursor_ms, overlap_ms=self._overlap_ms)
         if start is None:
             start = max(0, rest.server_clock() - self._lookback_ms)
-        executions = tuple(await rest.executions(start))
+        executions = list(await rest.executions(start))
+        snapshots = [*open_orders, *(o for o in queried.values() if o is not None)]
+        symbols = {o.order_id: o.symbol for o in snapshots}
+        for order_id in orders_missing_fills(self._state.portfolio, snapshots, executions):
+            # The listing by time may not show this order's fills yet (it lags), and the cursor
+            # may already be past them: ask for them by orderId, which does not depend on it.
+            known = tracker.by_order_id(order_id)
+            symbol_of = symbols.get(order_id) or (None if known is None else known.symbol)
+            executions.extend(await rest.order_executions(order_id, symbol=symbol_of))
         positions = tuple(await rest.positions())
         wallet = await rest.wallet()
         return ExchangeTruth(
             open_orders=open_orders,
             queried=queried,
-            executions=executions,
+            executions=tuple(executions),
             positions=positions,
             wallet=wallet,
         )
+
+    def _settle_order_queries(self) -> None:
+        """After a pass is applied: forget the unknown orders now tracked (adopted); count a
+        miss for those no query found, and give one up after :data:`UNKNOWN_ORDER_PASSES`."""
+        tracker = self._state.tracker
+        for order_id in list(self._orders_to_query):
+            if tracker.by_order_id(order_id) is not None:
+                self._forget_order_query(order_id)
+            elif order_id in self._missed_this_pass:
+                misses = self._order_query_misses.get(order_id, 0) + 1
+                self._order_query_misses[order_id] = misses
+                if misses >= UNKNOWN_ORDER_PASSES:
+                    log.warning("unknown_order_not_found", order_id=order_id, passes=misses)
+                    self._forget_order_query(order_id)
+        self._missed_this_pass.clear()
+
+    def _forget_order_query(self, order_id: str) -> None:
+        self._orders_to_query.pop(order_id, None)
+        self._order_query_misses.pop(order_id, None)
 
     # ------------------------------------------------------------------ apply
 

@@ -7,7 +7,10 @@ Responsibilities, and the rules behind them:
   re-encode it) and parses answers with :func:`hean.bybit.envelope.parse_rest_response`.
 * **Never meet a 10006.** Every request first takes a slot from the pure per-endpoint
   :class:`~hean.engine.ratelimit.RateLimiter` (Bybit's defaults before any header, then
-  ``X-Bapi-Limit*``), sleeping with ``trio.sleep`` when the budget is used up.
+  ``X-Bapi-Limit*``), sleeping with ``trio.sleep`` when the budget is used up. An order create
+  must not be decided before such a wait and sent after it, so its caller can wait first
+  (:meth:`BybitRestClient.wait_for_slot`), re-check, and take the slot itself
+  (:meth:`BybitRestClient.take_slot`, then ``place_order(..., slot_taken=True)``).
 * **Retry only what is safe to repeat.** Queries and cancels are retried with capped, jittered
   exponential backoff on "outcome unknown" (timeout, transport error, 10000/10016, 5xx/429) and
   after a rate-limit wait. A cancel answered 110001 is final. Order create/amend is NEVER
@@ -269,22 +272,47 @@ class BybitRestClient:
 
     # ------------------------------------------------------------------ core
 
-    async def _wait_for_slot(self, endpoint: str) -> None:
+    async def _wait_for_slot(self, endpoint: str, *, take: bool = True) -> None:
+        limiter = self._limiter
+        check = limiter.acquire if take else limiter.wait_time
         waited = 0.0
-        while (delay := self._limiter.acquire(endpoint, trio.current_time())) > 0:
+        while (delay := check(endpoint, trio.current_time())) > 0:
             waited += delay
             await trio.sleep(delay)
         if waited > 0:
             self.metrics.throttle_wait.labels(endpoint).inc(waited)
             log.debug("rest_throttled", endpoint=endpoint, waited_s=round(waited, 3))
 
+    async def wait_for_slot(self, endpoint: str) -> None:
+        """Return once ``endpoint`` has a free rate-limit slot, without taking it.
+
+        The rate limiter can hold a request for seconds (a full window) to minutes (a 10006 or
+        an IP ban). An order create must not be decided before that wait and sent after it: the
+        caller waits here, re-checks whatever the create depends on (trading gate, TTL, price),
+        then calls :meth:`take_slot` and ``place_order(..., slot_taken=True)`` with no await in
+        between.
+        """
+        await self._wait_for_slot(endpoint, take=False)
+
+    def take_slot(self, endpoint: str) -> bool:
+        """Take a slot of ``endpoint`` now if one is free (no await); see :meth:`wait_for_slot`."""
+        return self._limiter.acquire(endpoint, trio.current_time()) == 0
+
+    def slot_wait_s(self, endpoint: str) -> float:
+        """Seconds until ``endpoint`` has a free slot (0.0: now); takes nothing."""
+        return self._limiter.wait_time(endpoint, trio.current_time())
+
     def _url(self, url_path: str) -> httpx.URL:
         return self._base.copy_with(raw_path=self._prefix + url_path.encode("ascii"))
 
-    async def _attempt(self, req: rest.RestRequest) -> Envelope:
-        """One round trip: throttle, sign, send under a deadline, feed the limiter, parse."""
+    async def _attempt(self, req: rest.RestRequest, *, slot_taken: bool = False) -> Envelope:
+        """One round trip: throttle, sign, send under a deadline, feed the limiter, parse.
+
+        ``slot_taken``: the caller already took this request's rate-limit slot (:meth:`take_slot`).
+        """
         endpoint = req.endpoint
-        await self._wait_for_slot(endpoint)
+        if not slot_taken:
+            await self._wait_for_slot(endpoint)
         if req.auth:
             if self._creds is None:
                 raise RuntimeError(f"{endpoint} needs API credentials and none are configured")
@@ -359,15 +387,21 @@ class BybitRestClient:
                 ret_msg=exc.ret_msg,
             )
 
-    async def _call(self, req: rest.RestRequest, kind: CallKind) -> Envelope:
-        """Run ``req`` with the retry policy of ``kind``; see the module docstring."""
+    async def _call(
+        self, req: rest.RestRequest, kind: CallKind, *, slot_taken: bool = False
+    ) -> Envelope:
+        """Run ``req`` with the retry policy of ``kind``; see the module docstring.
+
+        ``slot_taken``: the first attempt's rate-limit slot is already taken (a retry takes its
+        own).
+        """
         endpoint = req.endpoint
         attempt = 0
         skew_retried = False
         while True:
             attempt += 1
             try:
-                return await self._attempt(req)
+                return await self._attempt(req, slot_taken=slot_taken and attempt == 1)
             except ClockSkewError:
                 await self._resync_after_skew()
                 if kind is CallKind.ORDER_ENTRY or skew_retried:
@@ -491,12 +525,16 @@ class BybitRestClient:
         time_in_force: TimeInForce | None = None,
         reduce_only: bool = False,
         position_idx: int = 0,
+        slot_taken: bool = False,
     ) -> tuple[str, str]:
         """``POST /v5/order/create`` -> ``(order_id, order_link_id)``. Never retried.
 
         Raises ``OutcomeUnknownError`` when the order may or may not exist (resolve it with
         :meth:`query_order` by ``order_link_id``), ``DuplicateOrderLinkIdError`` when an
         earlier attempt with this link id landed, or a ``RejectedError`` subclass.
+
+        ``slot_taken``: the caller took the rate-limit slot itself (:meth:`wait_for_slot`,
+        :meth:`take_slot`), so the request leaves without waiting in the limiter.
         """
         req = rest.create_order(
             symbol,
@@ -509,7 +547,7 @@ class BybitRestClient:
             reduce_only=reduce_only,
             position_idx=position_idx,
         )
-        envelope = await self._call(req, CallKind.ORDER_ENTRY)
+        envelope = await self._call(req, CallKind.ORDER_ENTRY, slot_taken=slot_taken)
         return _ids(envelope.result)
 
     async def amend_order(
@@ -632,6 +670,26 @@ class BybitRestClient:
                 execution = execution_from_wire(row)
                 found.setdefault(execution.exec_id, execution)
             window_start = window_end + 1
+        return sorted(found.values(), key=lambda e: (e.exec_time, e.exec_id))
+
+    async def order_executions(
+        self, order_id: str, *, symbol: str | None = None
+    ) -> list[Execution]:
+        """Every execution of one order (all pages; Bybit's default window, the last 7 days).
+
+        Reconciliation uses it for an order whose reported ``cumExecQty`` runs ahead of the fills
+        seen: the time-ordered listing can lag behind the order, a query by ``orderId`` does not
+        depend on where the execution cursor stands. Oldest first, ties by ``execId``.
+        """
+        rows = await self._pages(
+            lambda c: rest.executions(symbol=symbol, order_id=order_id, limit=100, cursor=c),
+            CallKind.QUERY,
+            "executions",
+        )
+        found: dict[str, Execution] = {}
+        for row in rows:
+            execution = execution_from_wire(row)
+            found.setdefault(execution.exec_id, execution)
         return sorted(found.values(), key=lambda e: (e.exec_time, e.exec_id))
 
     async def positions(

@@ -53,6 +53,11 @@ class TradingGate:
         self._listeners.append(listener)
         listener(self.is_open)
 
+    def remove_listener(self, listener: Callable[[bool], None]) -> None:
+        """Stop calling ``listener`` (no-op if it is not registered)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _notify(self) -> None:
         for listener in self._listeners:
             listener(self.is_open)
@@ -125,6 +130,9 @@ class EngineState:
         exec_cursor_ms: newest reconciled ``execTime`` (mirrors the journal's cursor).
         fail_closed: why the engine refuses new exposure (None = it does not).
         counters: running totals for the status line.
+        creates_in_flight: keys of orders whose create request the router is awaiting right
+            now. A NotFound for one of them proves nothing (the create may still land), so
+            reconciliation leaves them unresolved instead of declaring them lost.
     """
 
     def __init__(
@@ -146,6 +154,7 @@ class EngineState:
         self.exec_cursor_ms = exec_cursor_ms
         self.fail_closed: str | None = None
         self.counters = StatusCounters()
+        self.creates_in_flight: set[str] = set()
 
     @classmethod
     def restore(

@@ -146,6 +146,9 @@ def _expected() -> dict[tuple[OrderState, type[Event]], object]:
     e[S.LOST, Acked] = (S.NEW, Outcome.APPLIED)
     e[S.LOST, ExchangeUpdate] = _PF_APPLIED
     e[S.LOST, NotFound] = (S.LOST, Outcome.UNCHANGED)
+    # ... and so can the create's own late answer (the request was slow, the NotFound early).
+    e[S.LOST, Rejected] = (S.REJECTED, Outcome.APPLIED)
+    e[S.LOST, OutcomeUnknown] = (S.UNKNOWN, Outcome.APPLIED)
     for state in _RESTING:
         e[state, Acked] = (state, Outcome.UNCHANGED)  # the stream outran the REST ack
         e[state, OutcomeUnknown] = (state, Outcome.UNCHANGED)
@@ -470,3 +473,17 @@ def test_restore_shifts_times_and_unsettles_pending_and_in_flight() -> None:
     # A NotFound right after the restart is still inside the grace period for b.
     assert tr.apply("b", NotFound(at=5.0, grace_s=15.0)).outcome is Outcome.TOO_EARLY
     assert tr.apply("b", NotFound(at=15.0, grace_s=15.0)).after.state is S.LOST
+
+
+def test_late_create_answers_settle_a_lost_order() -> None:
+    """NotFound after the grace (LOST), then the create's own answer arrives: the answer wins."""
+    lost = order_in(S.LOST)
+    rejected = apply_event(lost, Rejected(110007, "ab not enough", at=50.0)).after
+    assert (rejected.state, rejected.reject_code) == (S.REJECTED, 110007)
+    unknown = apply_event(lost, OutcomeUnknown(at=50.0, reason="timeout")).after
+    assert unknown.state is S.UNKNOWN
+    # The create was on its way until now: the NotFound grace starts again from its answer.
+    assert unknown.sent_at == 50.0
+    again = apply_event(unknown, NotFound(at=60.0, grace_s=15.0))
+    assert again.outcome is Outcome.TOO_EARLY
+    assert apply_event(unknown, NotFound(at=65.0, grace_s=15.0)).after.state is S.LOST

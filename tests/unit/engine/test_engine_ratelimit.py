@@ -131,3 +131,15 @@ def test_granted_requests_never_exceed_the_limit_in_any_window(
     for i, start in enumerate(granted):
         in_window = [g for g in granted[i:] if g < start + 1.0]
         assert len(in_window) <= limit
+
+
+def test_wait_time_answers_like_acquire_but_takes_nothing() -> None:
+    rl = RateLimiter(window_s=1.0, margin_s=0.05)
+    for _ in range(100):
+        assert rl.wait_time(CREATE, 0.0) == 0.0  # asking never uses the budget up
+    assert take(rl, CREATE, 0.0, 10) == 10
+    assert rl.wait_time(CREATE, 0.5) == pytest.approx(rl.acquire(CREATE, 0.5)) == 0.55
+    rl.block(REALTIME, wait_s=30.0, now_s=0.0)
+    assert rl.wait_time(REALTIME, 10.0) == 20.0
+    rl.block_all(wait_s=60.0, now_s=0.0)
+    assert rl.wait_time(CREATE, 5.0) == 55.0

@@ -34,6 +34,7 @@ from hean.engine.reconcile_plan import (
     ExchangeTruth,
     apply_plan,
     execution_fetch_start,
+    orders_missing_fills,
     plan_reconcile,
 )
 
@@ -399,3 +400,58 @@ def test_each_execution_is_applied_exactly_once_across_rounds(
     )
     apply_plan(final, tracker, portfolio, now=1.0)
     assert portfolio.position(SYM).size == len(execs)
+
+
+def test_cursor_is_held_while_an_order_is_missing_fills() -> None:
+    """The listing shows a later fill but not ours yet: the cursor must not pass ours."""
+    tracker, portfolio = OrderTracker(), Portfolio()
+    resting(tracker, "a", "oa")
+    filled = evolve(exch_order("a", "oa", OrderStatus.FILLED, "1", t=T0 + 900), created_time=T0)
+    later = execution("z1", "oz", "", "1", t=T0 + 20_000)  # another order's, listed
+    ours = execution("a1", "oa", "a", "1", t=T0 + 900)  # not listed yet
+    truth = ExchangeTruth(queried={"a": filled}, executions=(later,), positions=(long("2"),))
+    for cursor in (None, T0 - 60_000):
+        plan = plan_reconcile(tracker, portfolio, cursor, truth, now=1.0)
+        assert dict(plan.missing_fills) == {"oa": D(1)}
+        assert not plan.complete
+        assert plan.new_cursor == T0  # our order's creation: no fill of it can be older
+        # The size difference is explained by that missing fill: not yet a reason to fail closed.
+        assert plan.position_mismatches
+        assert not plan.fail_closed
+    # Never backwards, though: a cursor already past the creation stays where it was.
+    assert plan_reconcile(tracker, portfolio, T0 + 100, truth, now=1.0).new_cursor == T0 + 100
+    # Creation time unknown: the cursor does not move at all.
+    blind = ExchangeTruth(
+        queried={"a": evolve(filled, created_time=0)}, executions=(later,), positions=(long("2"),)
+    )
+    assert plan_reconcile(tracker, portfolio, T0 - 1, blind, now=1.0).new_cursor == T0 - 1
+    # The listing catches up (from the held cursor): complete, and the cursor moves on.
+    plan = plan_reconcile(tracker, portfolio, T0 - 60_000, truth, now=1.0)
+    apply_plan(plan, tracker, portfolio, now=1.0)
+    caught_up = ExchangeTruth(
+        queried={"a": filled}, executions=(ours, later), positions=(long("2"),)
+    )
+    final = plan_reconcile(tracker, portfolio, plan.new_cursor, caught_up, now=2.0)
+    assert final.ready
+    assert final.missed_executions == (ours,)
+    assert final.new_cursor == T0 + 20_000
+
+
+def test_orders_missing_fills_counts_applied_and_fetched_executions() -> None:
+    portfolio = Portfolio()
+    portfolio.apply_execution(execution("b1", "ob", "b", "0.4", t=T0))
+    portfolio.observe_order(exch_order("c", "oc", OrderStatus.FILLED, "1"))  # told before
+    orders = [
+        exch_order("a", "oa", OrderStatus.FILLED, "1"),  # its fill fetched just now
+        exch_order("b", "ob", OrderStatus.PARTIALLY_FILLED, "0.4"),  # all booked
+        exch_order("d", "od", OrderStatus.PARTIALLY_FILLED, "0.5"),  # nothing known
+        exch_order("e", "oe", OrderStatus.NEW),
+    ]
+    fetched = [
+        execution("a1", "oa", "a", "1", t=T0),
+        execution("a1", "oa", "a", "1", t=T0),  # a page overlap: counted once
+        execution("b1", "ob", "b", "0.4", t=T0),  # already applied: not counted again
+        execution("d1", "od", "d", "0.2", t=T0),
+    ]
+    assert orders_missing_fills(portfolio, orders, fetched) == ("oc", "od")
+    assert orders_missing_fills(portfolio, orders[:2], fetched[:1]) == ("oc",)
