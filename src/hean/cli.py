@@ -12,6 +12,7 @@ import argparse
 import functools
 import importlib
 import math
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -80,7 +81,7 @@ class _RunEngine(Protocol):
     def __call__(self, cfg: HeanConfig, *, duration: float | None) -> Awaitable[int]: ...
 
 
-_ServeSim = Callable[[HeanConfig], Awaitable[None]]
+_ServeSim = Callable[[HeanConfig], Awaitable[int]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -325,7 +326,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     engine = cast(_RunEngine, run_engine)
     try:
-        rc = trio.run(functools.partial(engine, cfg, duration=args.duration))
+        rc = trio.run(
+            functools.partial(engine, cfg, duration=args.duration),
+            restrict_keyboard_interrupt_to_checkpoints=True,
+        )
     except Exception as exc:
         creds = _find_credentials_error(exc)
         if creds is not None:
@@ -371,11 +375,14 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     configure_logging(cfg.logging, cache_loggers=True)
     log.info("config_loaded", source=source, overrides=sorted(changes))
     try:
-        trio.run(cast(_ServeSim, serve_sim), cfg)
+        stopped_by = trio.run(
+            cast(_ServeSim, serve_sim), cfg, restrict_keyboard_interrupt_to_checkpoints=True
+        )
     except Exception as exc:
         log.error("sim_crashed", exc_info=exc)
         return EXIT_FAILURE
-    return EXIT_OK
+    # Ctrl-C reads as "interrupted", as for any shell command; SIGTERM (systemd) is a clean stop.
+    return EXIT_INTERRUPTED if stopped_by == signal.SIGINT else EXIT_OK
 
 
 def _name_flag(exc: ConfigError, changes: dict[str, Any]) -> str:

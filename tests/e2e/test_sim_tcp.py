@@ -6,7 +6,11 @@ No timing assertions: every wait is a generous deadline that only bounds a hang.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 import httpx
@@ -123,3 +127,36 @@ async def test_venue_over_tcp() -> None:
                 assert r.json()["connections_affected"] == 1
                 assert await _close_code(priv) == 1006
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+async def test_hean_sim_process_stops_on_signal(
+    tmp_path: Path, signum: signal.Signals, exit_code: int
+) -> None:
+    """`hean sim` as systemd and a terminal stop it: SIGTERM is a clean stop (0), Ctrl-C 130."""
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "hean", "sim", "--rest-port", "0", "--ws-port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):  # bounds a hang only; the venue prints within a second
+            while b"api secret" not in seen:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"hean sim exited early: {seen!r}"
+                seen += chunk
+        rest_url = next(
+            line.split()[1] for line in seen.decode().splitlines() if line.startswith("REST")
+        )
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(rest_url + "/v5/market/time")).status_code == 200
+        proc.send_signal(signum)
+        with trio.fail_after(15):
+            assert await proc.wait() == exit_code
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -124,6 +124,8 @@ class VenueLike(Protocol):
 
     def account_secret(self, api_key: str) -> str | None: ...
 
+    def advance(self, now_ms: int) -> None: ...
+
 
 class RestApp:
     """Bybit's REST gateway in front of one venue.
@@ -207,6 +209,11 @@ class RestApp:
         if route.trade:
             await self._sleep_ms(self.order_latency_ms)
         handled_at = self._clock()
+        # Catch the market up to the request's time first. The market loop may not have run the
+        # steps due before this instant yet (it wakes on its own schedule, late on a busy host);
+        # run after the request, such a step would fill the new order with a fill stamped before
+        # the order existed, and Bybit clients drop that update as older than the order's "New".
+        self._venue.advance(handled_at)
         try:
             result = self._venue.handle(req.path, params, api_key=api_key, now_ms=handled_at)
         except RouteNotFound:

@@ -7,6 +7,7 @@ starts at the wall clock so clients sign requests with their own clock, as again
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -98,15 +99,26 @@ async def start_embedded(
     return endpoints
 
 
-async def serve_sim(cfg: HeanConfig) -> None:
-    """``hean sim``: serve the venue, print where it listens and the paper key pair, run until
-    cancelled (Ctrl-C)."""
-    async with trio.open_nursery() as nursery:
-        endpoints = await start_embedded(nursery, cfg)
-        print(f"REST        {endpoints.rest_url}", flush=True)
-        print(f"WS public   {endpoints.ws_public_url}", flush=True)
-        print(f"WS private  {endpoints.ws_private_url}", flush=True)
-        print(f"api key     {endpoints.api_key}", flush=True)
-        print(f"api secret  {endpoints.api_secret}", flush=True)
-        if cfg.sim.admin_enabled:
-            print(f"faults      POST {endpoints.rest_url}/sim/admin/fault", flush=True)
+async def serve_sim(cfg: HeanConfig) -> int:
+    """``hean sim``: serve the venue, print where it listens and the paper key pair, and run until
+    SIGINT or SIGTERM; returns the signal that stopped it.
+
+    The signals are taken with ``trio.open_signal_receiver`` before anything starts, so Ctrl-C
+    never surfaces as a ``KeyboardInterrupt`` inside some library task (trio-websocket's reader
+    swallows one raised during a close handshake and the venue would keep running).
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            endpoints = await start_embedded(nursery, cfg)
+            print(f"REST        {endpoints.rest_url}", flush=True)
+            print(f"WS public   {endpoints.ws_public_url}", flush=True)
+            print(f"WS private  {endpoints.ws_private_url}", flush=True)
+            print(f"api key     {endpoints.api_key}", flush=True)
+            print(f"api secret  {endpoints.api_secret}", flush=True)
+            if cfg.sim.admin_enabled:
+                print(f"faults      POST {endpoints.rest_url}/sim/admin/fault", flush=True)
+            async for signum in signals:
+                log.info("sim_stopping", signal=signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                return int(signum)
+    raise AssertionError("unreachable: the signal loop only ends by returning")

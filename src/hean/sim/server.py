@@ -126,6 +126,7 @@ class SimServer:
             symbols=venue.instruments().keys(),
             on_public_subscribe=self._on_public_subscribe,
             queue_size=self.settings.outbound_queue_size,
+            reply_due=self._feed_due,
         )
         self._books: dict[tuple[str, int], BookFeed] = {}
         self._dirty_books: set[tuple[str, int]] = set()

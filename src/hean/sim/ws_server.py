@@ -4,8 +4,9 @@
 serves one accepted byte stream (TCP from ``trio.serve_tcp`` or an in-memory stream from
 :mod:`hean.sim.memnet`, the same code either way).
 
-Per connection there are two tasks: the reader answers client ops at once (acks, pongs) and the
-writer drains a **bounded** outbound queue, sleeping until each message's due time (feed latency).
+Per connection there are two tasks: the reader answers client ops as soon as it reads them (pongs
+at once, acks after the feed latency, see :class:`WsHub`) and the writer drains a **bounded**
+outbound queue, sleeping until each message's due time (feed latency).
 The market side only ever calls :meth:`WsConn.push`, which never blocks: when a client is too slow
 to drain its queue the connection is aborted and a ``sim_ws_client_too_slow`` line is logged —
 Bybit cuts slow consumers too, and blocking the venue on one slow socket would stall every client.
@@ -191,6 +192,12 @@ class WsHub:
     ``clock`` gives the venue time in ms (pong ``args``, auth expiry); ``secret_for`` looks up an
     API key's secret; ``on_public_subscribe`` is called after a public topic was added to a
     connection so the server can send the topic's snapshot (after the ack, in queue order).
+    ``reply_due`` gives the trio time at which an op ack (auth/subscribe/unsubscribe) made now is
+    delivered: the server passes its feed latency, because on a real network no answer arrives in
+    the same instant the request left. A zero-latency ack breaks real clients: pybit's
+    ``subscribe()`` records its ``req_id`` only after sending, and an ack that beats that line
+    raises KeyError in pybit's reader thread and kills the connection. Default: at once. (Pongs
+    stay immediate, as before: no client we know of races on them.)
     """
 
     def __init__(
@@ -201,8 +208,10 @@ class WsHub:
         symbols: Iterable[str],
         on_public_subscribe: Callable[[WsConn, str], None],
         queue_size: int = OUTBOUND_QUEUE_SIZE,
+        reply_due: Callable[[], float] = trio.current_time,
     ) -> None:
         self._clock = clock
+        self._reply_due = reply_due
         self._secret_for = secret_for
         self.symbols = tuple(symbols)
         self._on_public_subscribe = on_public_subscribe
@@ -314,7 +323,7 @@ class WsHub:
 
     def _reply(self, conn: WsConn, op: str, ok: bool, msg: str, req_id: str) -> None:
         build = public_ack if conn.kind is StreamKind.PUBLIC else private_ack
-        conn.push(build(op, ok, msg, conn.conn_id, req_id), trio.current_time())
+        conn.push(build(op, ok, msg, conn.conn_id, req_id), self._reply_due())
 
     # ------------------------------------------------------------------ public ops
 
