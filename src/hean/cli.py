@@ -3,7 +3,8 @@
 The CLI is the one place that turns problems into exit codes. Configuration and usage problems are
 reported as one line on stderr (never a traceback) with exit code 2, so a systemd unit with
 ``RestartPreventExitStatus=2`` does not restart-loop on a typo; runtime failures exit 1 so it does
-restart; Ctrl-C exits 130 like any shell command.
+restart; an interrupt (Ctrl-C on ``hean sim``, a second one during ``hean run``'s graceful stop)
+exits 130 like any shell command.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ exit codes:
   0    success
   1    runtime failure (the engine crashed, or stopped fail-closed on a position mismatch)
   2    usage or configuration error (bad arguments, invalid config, missing credentials)
-  130  interrupted (Ctrl-C)
+  130  interrupted (a second Ctrl-C during `hean run`'s graceful stop; Ctrl-C on `hean sim`)
 
 Without --config, `hean run` and `hean sim` load configs/paper.toml if it exists in the
 current directory, else the built-in defaults (paper mode against the embedded venue).
