@@ -106,6 +106,10 @@ async def test_signal_to_order_to_fill_to_position_to_journal(
     assert order.state is OrderState.FILLED
     assert sim.position(SYMBOL) == Decimal("0.002")
     assert [c.link_id for c in sim.transport.creates()] == [link]
+    # The private pushes went through the bounded channel, whose use is published.
+    channel = {"channel": "private_events"}
+    assert engine.registry.get_sample_value("hean_channel_buffer_size", channel) == 1024
+    assert engine.registry.get_sample_value("hean_channel_buffer_used", channel) == 0  # drained
 
     await runner.stop()
     assert runner.error is None

@@ -88,7 +88,7 @@ async def test_channel_full_rejects_and_counts(tmp_path: Path, autojump_clock: A
         assert [r.accepted for r in results] == [True, True, False]
         assert results[2].reason is RejectReason.CHANNEL_FULL
         assert rig.metric("hean_intents_rejected_total", {"reason": "channel_full"}) == 1
-        assert rig.metric("hean_intent_channel_buffer_used") == 2
+        assert rig.metric("hean_channel_buffer_used", {"channel": "intents"}) == 2
         assert rig.metric("hean_channel_saturation_total", {"channel": "intents"}) == 1
         # The refused signal's fingerprint was released: the same order may be tried again later.
         assert not rig.router.submit(make_signal(price - 2)).accepted  # still full

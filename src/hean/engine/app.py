@@ -72,7 +72,7 @@ from hean.engine.backoff import Backoff
 from hean.engine.clock import WallClock
 from hean.engine.events import PrivateEventApplier
 from hean.engine.journal import Journal
-from hean.engine.metrics import EngineMetrics
+from hean.engine.metrics import ChannelMonitor, EngineMetrics
 from hean.engine.reconciler import Reconciler, ReconcileReport
 from hean.engine.rest_client import BybitRestClient, RestMetrics
 from hean.engine.risk_gate import RiskGate, RiskLimits
@@ -212,7 +212,10 @@ class Engine:
             base_s=cfg.engine.reconnect_base_s,
             cap_s=max(cfg.engine.reconnect_base_s, cfg.engine.reconnect_cap_s),
         )
-        self.conflator: Conflator[MarketKey, MarketData] = Conflator()
+        self.conflator: Conflator[MarketKey, MarketData] = Conflator(
+            on_overwrite=self.metrics.market_data_overwrites.inc
+        )
+        self._private_channel = ChannelMonitor(self.metrics, "private_events", PRIVATE_CHANNEL_SIZE)
         self.books: dict[str, OrderBookUpdate] = {}
 
         # Set once run() has opened the journal and rebuilt the state.
@@ -456,6 +459,7 @@ class Engine:
             stale_after_s=cfg.stale_after_s,
             request_timeout_s=cfg.request_timeout_s,
             on_ready=partial(self._private_ready, "private_connect"),
+            on_queued=self._private_channel.observe,
             metrics=self._stream_metrics,
         )
         self.public = PublicStream(
@@ -470,7 +474,10 @@ class Engine:
             metrics=self._stream_metrics,
         )
         children: list[tuple[str, Child]] = [
-            ("private_applier", partial(applier.run, receive)),
+            (
+                "private_applier",
+                partial(applier.run, receive, on_received=self._private_channel.observe),
+            ),
             ("private_stream", partial(self._supervised, "private_stream", self._private_child)),
             ("public_stream", partial(self._supervised, "public_stream", self.public.run)),
             ("market_pump", self._market_pump),

@@ -79,12 +79,13 @@ class PrivateEventApplier:
         self,
         receive: trio.MemoryReceiveChannel[PrivateMessage],
         *,
+        on_received: Callable[[int], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Apply every message from ``receive`` until the channel ends (or cancellation).
 
         The channel belongs to the application (it outlives stream reconnects), so it is not
-        closed here.
+        closed here. ``on_received`` gets the buffer use after each receive (the channel gauge).
         """
         task_status.started()
         while True:
@@ -92,6 +93,8 @@ class PrivateEventApplier:
                 msg = await receive.receive()
             except trio.EndOfChannel:
                 return
+            if on_received is not None:
+                on_received(receive.statistics().current_buffer_used)
             async with self._state.lock:
                 self.apply(msg)
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from typing import Final
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["CHANNEL_SATURATION_RATIO", "EngineMetrics"]
+__all__ = ["CHANNEL_SATURATION_RATIO", "ChannelMonitor", "EngineMetrics"]
+
+log = structlog.get_logger("hean.engine.metrics")
 
 CHANNEL_SATURATION_RATIO: Final = 0.8
 """Buffer use above which a channel counts as saturated (ARCHITECTURE §3: log, count, publish)."""
@@ -55,14 +58,22 @@ class EngineMetrics:
             ["reason"],
             registry=r,
         )
-        self.intent_channel_buffer_used = Gauge(
-            "hean_intent_channel_buffer_used",
-            "Intents waiting in the bounded intent channel.",
+        self.channel_buffer_used = Gauge(
+            "hean_channel_buffer_used",
+            "Items waiting in a bounded channel (intents, private_events).",
+            ["channel"],
             registry=r,
         )
-        self.intent_channel_buffer_size = Gauge(
-            "hean_intent_channel_buffer_size",
-            "Capacity of the bounded intent channel.",
+        self.channel_buffer_size = Gauge(
+            "hean_channel_buffer_size",
+            "Capacity of a bounded channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.market_data_overwrites = Counter(
+            "hean_market_data_overwrites",
+            "Market-data updates replaced by a newer one before the strategy read them "
+            "(conflation per symbol: latest wins).",
             registry=r,
         )
         self.channel_saturation = Counter(
@@ -198,3 +209,31 @@ class EngineMetrics:
             ["kind"],
             registry=r,
         )
+
+
+class ChannelMonitor:
+    """Publishes one bounded channel's buffer use, and raises the saturation alert.
+
+    ARCHITECTURE §3: every channel exports its buffer use; above
+    :data:`CHANNEL_SATURATION_RATIO` a saturation alert is logged, counted and published. The
+    alert fires once per crossing (not on every item while saturated), so a sustained backlog is
+    one event, and a flapping one is counted each time it comes back.
+    """
+
+    def __init__(self, metrics: EngineMetrics, channel: str, size: int) -> None:
+        self.channel = channel
+        self.size = size
+        self.saturated = False
+        self._used = metrics.channel_buffer_used.labels(channel)
+        self._saturation = metrics.channel_saturation.labels(channel)
+        metrics.channel_buffer_size.labels(channel).set(size)
+        self._used.set(0)
+
+    def observe(self, used: int) -> None:
+        """Record the current buffer use (call after every send and receive)."""
+        self._used.set(used)
+        saturated = used > CHANNEL_SATURATION_RATIO * self.size
+        if saturated and not self.saturated:
+            self._saturation.inc()
+            log.warning("channel_saturated", channel=self.channel, used=used, size=self.size)
+        self.saturated = saturated

@@ -75,7 +75,7 @@ from hean.engine.backoff import Backoff
 from hean.engine.events import record_transition
 from hean.engine.intents import DEFAULT_DUPLICATE_WINDOW_S, DuplicateGuard, OrderIntent, Signal
 from hean.engine.journal import Journal
-from hean.engine.metrics import CHANNEL_SATURATION_RATIO, EngineMetrics
+from hean.engine.metrics import ChannelMonitor, EngineMetrics
 from hean.engine.orders import (
     DEFAULT_NOT_FOUND_GRACE_S,
     Acked,
@@ -196,7 +196,6 @@ class ExecutionRouter:
         self._cancel_retry_s = cancel_retry_s
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
         self._send, self._receive = trio.open_memory_channel[OrderIntent](queue_size)
-        self._saturated = False
         self._resolving: set[str] = set()
         self._queued: set[str] = set()  # link ids in the channel, not yet dispatched
         self._nursery: trio.Nursery | None = None
@@ -204,8 +203,7 @@ class ExecutionRouter:
         self._dispatch_stopped = False
         self._waiting: trio.CancelScope | None = None  # an intent waiting for gate/slot/lock
         self._placing: trio.Event | None = None  # set once the create on the wire is answered
-        self.metrics.intent_channel_buffer_size.set(queue_size)
-        self.metrics.intent_channel_buffer_used.set(0)
+        self._channel = ChannelMonitor(self.metrics, "intents", queue_size)
         gauge = self.metrics.trading_gate_open
 
         def show_gate(is_open: bool) -> None:
@@ -297,16 +295,7 @@ class ExecutionRouter:
             await self._placing.wait()
 
     def _observe_channel(self) -> None:
-        stats = self._send.statistics()
-        used = stats.current_buffer_used
-        self.metrics.intent_channel_buffer_used.set(used)
-        saturated = used > CHANNEL_SATURATION_RATIO * stats.max_buffer_size
-        if saturated and not self._saturated:
-            self.metrics.channel_saturation.labels("intents").inc()
-            log.warning(
-                "channel_saturated", channel="intents", used=used, size=stats.max_buffer_size
-            )
-        self._saturated = saturated
+        self._channel.observe(self._send.statistics().current_buffer_used)
 
     # ------------------------------------------------------------------ the loop
 

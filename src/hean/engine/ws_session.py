@@ -154,16 +154,19 @@ class Conflator(Generic[K, V]):
     The producer (a stream reader) must never wait for the consumer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_overwrite: Callable[[], None] | None = None) -> None:
         self._latest: dict[K, V] = {}
         self._dirty: dict[K, None] = {}
         self._event = trio.Event()
         self.overwritten = 0
+        self._on_overwrite = on_overwrite  # e.g. a Prometheus counter's inc
 
     def put(self, key: K, value: V) -> None:
         """Store ``value`` as the latest for ``key`` (synchronous, not a checkpoint)."""
         if key in self._dirty:
             self.overwritten += 1
+            if self._on_overwrite is not None:
+                self._on_overwrite()
         self._latest[key] = value
         self._dirty[key] = None
         self._event.set()
@@ -670,6 +673,7 @@ class PrivateStream(_Session):
         topics: Sequence[str] = DEFAULT_PRIVATE_TOPICS,
         auth_expiry_ms: int = _AUTH_EXPIRY_MS,
         name: str = "private",
+        on_queued: Callable[[int], None] | None = None,
         **options: Unpack[SessionOptions],
     ) -> None:
         super().__init__(url, name=name, **options)
@@ -677,6 +681,7 @@ class PrivateStream(_Session):
             raise ValueError("PrivateStream needs at least one topic")
         self._creds = credentials
         self._events = events
+        self._on_queued = on_queued  # buffer use after each push (the channel gauge)
         self._clock = clock
         self.topics = tuple(topics)
         self._auth_expiry_ms = auth_expiry_ms
@@ -708,6 +713,8 @@ class PrivateStream(_Session):
             return
         try:
             self._events.send_nowait(msg)
+            if self._on_queued is not None:
+                self._on_queued(self._events.statistics().current_buffer_used)
         except trio.WouldBlock:
             self._inc("overflows")
             stats = self._events.statistics()
