@@ -29,7 +29,7 @@ import trio
 
 from hean.bybit.types import Execution, Order, Position, PrivateMessage, Wallet
 from hean.engine.journal import Journal
-from hean.engine.metrics import EngineMetrics
+from hean.engine.metrics import EngineMetrics, note_unordered_fills
 from hean.engine.orders import ExchangeUpdate, Outcome, Transition
 from hean.engine.portfolio import is_position_fill
 from hean.engine.state import EngineState
@@ -162,9 +162,13 @@ class PrivateEventApplier:
 
     def _on_execution(self, e: Execution) -> None:
         state = self._state
+        unordered = state.portfolio.unordered_fills
         if not state.portfolio.apply_execution(e):
             self.metrics.executions_duplicate.labels(self._source).inc()
             return
+        note_unordered_fills(
+            self.metrics, unordered, state.portfolio.unordered_fills, source=self._source
+        )
         self._journal.record_execution(e, state.portfolio.position(e.symbol))
         self.metrics.executions_applied.labels(self._source).inc()
         if is_position_fill(e):

@@ -12,8 +12,10 @@ What it guarantees
   second) makes an fsync per commit affordable.
 * **Exactly-once executions.** ``exec_id`` is the primary key and rows go in with
   ``INSERT OR IGNORE``: :meth:`Journal.record_execution` returns False for a duplicate. Rows carry
-  an increasing ``seq`` so that :meth:`Journal.load` replays them in the order they were applied
-  (average entry and realized PnL depend on it; see :mod:`hean.engine.portfolio`).
+  an increasing ``seq`` (the order recorded) which says which executions a position baseline
+  includes. The order of *application* is not the journal's business: the portfolio applies each
+  symbol's fills in exchange order whatever order they arrive in (see
+  :mod:`hean.engine.portfolio`).
 * **Exact rebuild.** :meth:`Journal.load` returns a :class:`JournalState` that rebuilds the
   :class:`OrderTracker` and :class:`Portfolio` a restarted engine had.
 * **One engine per journal.** An exclusive ``fcntl.flock`` on ``<path>.lock`` is held while open; a

@@ -70,6 +70,13 @@ class EngineMetrics:
             ["channel"],
             registry=r,
         )
+        self.unordered_fills = Counter(
+            "hean_unordered_fills",
+            "Fills that could not be replayed in exchange order (older than a fixed starting "
+            "state or the replay window): size and fees stay exact, entry and realized PnL may "
+            "drift from the exchange's.",
+            registry=r,
+        )
         self.market_data_overwrites = Counter(
             "hean_market_data_overwrites",
             "Market-data updates replaced by a newer one before the strategy read them "
@@ -237,3 +244,11 @@ class ChannelMonitor:
             self._saturation.inc()
             log.warning("channel_saturated", channel=self.channel, used=used, size=self.size)
         self.saturated = saturated
+
+
+def note_unordered_fills(metrics: EngineMetrics, before: int, after: int, *, source: str) -> None:
+    """Count and log fills a :class:`~hean.engine.portfolio.Portfolio` had to apply out of
+    exchange order (``before``/``after`` are its ``unordered_fills`` around the change)."""
+    if after > before:
+        metrics.unordered_fills.inc(after - before)
+        log.warning("fills_applied_out_of_order", count=after - before, source=source)

@@ -49,7 +49,7 @@ from hean.bybit.types import ZERO, Order, Position
 from hean.bybit.wire import WireError
 from hean.engine.backoff import Backoff
 from hean.engine.journal import Journal
-from hean.engine.metrics import EngineMetrics
+from hean.engine.metrics import EngineMetrics, note_unordered_fills
 from hean.engine.orders import DEFAULT_NOT_FOUND_GRACE_S, OrderState
 from hean.engine.portfolio import MismatchKind, PositionMismatch, is_position_fill
 from hean.engine.reconcile_plan import (
@@ -328,7 +328,11 @@ class Reconciler:
             await trio.sleep(delay)
 
         old_cursor = state.exec_cursor_ms
+        unordered = state.portfolio.unordered_fills
         applied = apply_plan(plan, state.tracker, state.portfolio, now=trio.current_time())
+        note_unordered_fills(
+            self.metrics, unordered, state.portfolio.unordered_fills, source="reconcile"
+        )
         self._journal_applied(applied)
         self._settle_order_queries()
         self._after_apply(truth, plan, applied)

@@ -272,13 +272,55 @@ def test_adopted_position_survives_restart(path: Path) -> None:
             Position(symbol=SYM, side=Side.SELL, size=D(1), entry_price=D(60000)), at_ms=T0
         )
         j.record_position(adopted)
-        e = execution("q2", "0.5")
+        # Later than q1 (the adopted snapshot's newest known fill): it moves the position. A fill
+        # of q1's own matching event (same execTime and seq) would already be in the snapshot.
+        e = execution("q2", "0.5", t=T0 + 1)
         portfolio.apply_execution(e)
         j.record_execution(e)
+        # Missed, older than the adoption: already in the exchange's position, only counted.
+        old = execution("q0", "0.3", t=T0 - 5)
+        portfolio.apply_execution(old)
+        j.record_execution(old, portfolio.position(SYM))
     with Journal.open(path) as j:
         rebuilt = j.load().rebuild_portfolio()
     assert rebuilt.positions() == portfolio.positions()
     assert rebuilt.position(SYM).size == D("-0.5")
+    assert rebuilt.position(SYM).fill_count == 3
+    assert rebuilt.filled_qty("o1") == D("0.801")
+
+
+def test_restart_before_reconciliation_still_orders_a_missed_fill(path: Path) -> None:
+    """Stream gap, later fills arrive live and are journaled with baselines, the engine stops,
+    and the restarted engine's reconciliation books the missed fill: exchange order holds."""
+    fills = [
+        execution(
+            f"g{i}",
+            "0.002",
+            side=Side.SELL if i == 2 else Side.BUY,
+            price=str(65000 + 9 * i),
+            t=T0 + i,
+        )
+        for i in range(5)
+    ]
+    missed = fills[2]
+    with Journal.open(path) as j:
+        live = Portfolio()
+        for e in fills:
+            if e is not missed:
+                live.apply_execution(e)
+                j.record_execution(e, live.position(SYM))
+    with Journal.open(path) as j:
+        restored = j.load().rebuild_portfolio()
+        assert restored.positions() == live.positions()
+        assert restored.apply_execution(missed)
+        j.record_execution(missed, restored.position(SYM))
+    in_order = Portfolio()
+    for e in fills:
+        in_order.apply_execution(e)
+    assert restored.positions() == in_order.positions()
+    assert restored.unordered_fills == 0
+    with Journal.open(path) as j:
+        assert j.load().rebuild_portfolio().positions() == in_order.positions()
 
 
 def test_tracked_order_dict_round_trip() -> None:
@@ -377,23 +419,32 @@ def test_position_for_another_symbol_is_refused(journal: Journal) -> None:
         max_size=12,
     ),
     baseline_every=st.integers(0, 4),
+    data=st.data(),
 )
 def test_any_fill_sequence_rebuilds_exactly(
-    fills: list[tuple[Side, int, int]], baseline_every: int
+    fills: list[tuple[Side, int, int]], baseline_every: int, data: st.DataObject
 ) -> None:
+    executions = [
+        execution(f"h{i}", str(D(qty) / 1000), side=side, price=str(price), t=T0 + i)
+        for i, (side, qty, price) in enumerate(fills)
+    ]
+    in_order = Portfolio()
+    for e in executions:
+        in_order.apply_execution(e)
     portfolio = Portfolio()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "j.sqlite3"
         with Journal.open(path) as j:
-            for i, (side, qty, price) in enumerate(fills):
-                e = execution(f"h{i}", str(D(qty) / 1000), side=side, price=str(price), t=T0 + i)
+            # Any arrival order (late fills from reconciliation): the same state, and the same
+            # after a restart.
+            for i, e in enumerate(data.draw(st.permutations(executions))):
                 assert portfolio.apply_execution(e)
                 with_pos = baseline_every and i % baseline_every == 0
                 j.record_execution(e, portfolio.position(SYM) if with_pos else None)
                 j.record_execution(e)  # a duplicate delivery changes nothing
         with Journal.open(path) as j:
             rebuilt = j.load().rebuild_portfolio()
-    assert rebuilt.positions() == portfolio.positions()
+    assert rebuilt.positions() == portfolio.positions() == in_order.positions()
     assert rebuilt.exec_count == len(fills)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from hean.engine.metrics import ChannelMonitor, EngineMetrics
+from hean.engine.metrics import ChannelMonitor, EngineMetrics, note_unordered_fills
 from hean.engine.ws_session import Conflator
 
 
@@ -41,3 +41,14 @@ def test_conflator_reports_each_overwrite() -> None:
     c.put("BTCUSDT", 3)
     assert c.overwritten == 2
     assert sample(m, "hean_market_data_overwrites_total") == 2
+
+
+def test_unordered_fills_are_counted_and_logged_only_when_they_grow() -> None:
+    m = EngineMetrics()
+    with capture_logs() as logs:
+        note_unordered_fills(m, 3, 3, source="stream")
+        note_unordered_fills(m, 3, 5, source="reconcile")
+    assert sample(m, "hean_unordered_fills_total") == 2
+    assert [(e["event"], e["count"], e["source"]) for e in logs] == [
+        ("fills_applied_out_of_order", 2, "reconcile")
+    ]
