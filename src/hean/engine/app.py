@@ -79,7 +79,8 @@ from hean.engine.risk_gate import RiskGate, RiskLimits
 from hean.engine.router import CancelReport, ExecutionRouter
 from hean.engine.state import EngineState
 from hean.engine.status import StatusSnapshot, StreamView, build_snapshot, status_fields
-from hean.engine.strategy import DemoMaker, MakerParams
+from hean.engine.strategy import MakerParams
+from hean.engine.strategy_task import DemoMaker
 from hean.engine.supervisor import exception_leaves, one_for_all, supervise
 from hean.engine.ws_session import (
     Conflator,
