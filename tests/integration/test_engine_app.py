@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import httpx
 import trio
 
@@ -21,7 +22,9 @@ from hean.bybit.types import OrderType, Side, TimeInForce
 from hean.engine.app import Engine, EngineFailed
 from hean.engine.intents import Signal
 from hean.engine.journal import Journal
+from hean.engine.loss_guard import LossKind
 from hean.engine.orders import OrderState
+from hean.engine.risk_gate import RejectReason
 from hean.sim.faults import RestFault, RestFaultKind, StreamKind
 from tests.conftest import RestCall, SimHarness, engine_config, start_engine
 
@@ -462,3 +465,108 @@ async def test_stop_is_honoured_while_the_private_stream_cannot_come_up(
     assert report is not None
     assert report.clean
     assert report.final_reconcile is not None
+
+
+# --------------------------------------------------------------------------- loss limits
+
+
+async def test_daily_loss_limit_refuses_new_exposure_lets_a_close_through_and_survives_restart(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    """Taker round trips (spread + fees) lose more than a 0.5 USDT daily limit: the next status
+    tick blocks new exposure (``loss_limit``), cancels our resting opening order, alerts once;
+    a reduce-only close still goes; a trading restart's new router is blocked too."""
+    trigger = trio.Event()
+    crashed: list[float] = []
+
+    async def crasher(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trigger.wait()
+        if not crashed:
+            crashed.append(trio.current_time())
+            raise Boom("injected")
+        await trio.sleep_forever()
+
+    cfg = engine_config()
+    cfg = attrs.evolve(cfg, risk=attrs.evolve(cfg.risk, daily_loss_limit_usdt=Decimal("0.5")))
+    runner = await sim.start_engine(
+        cfg, tmp_path / "j.sqlite3", strategy=False, extra_children=[("crasher", crasher)]
+    )
+    engine = runner.engine
+    state = engine_state(engine)
+    guard = engine.loss_guard
+    assert engine.router is not None
+    # The reporter's first check ran as trading started: the day's start equity is known.
+    await wait_until(lambda: guard.day_start_equity is not None)
+    start = guard.day_start_equity
+    assert start is not None
+    assert engine.loss_breach is None
+
+    def position() -> Decimal:
+        return state.portfolio.position(SYMBOL).size
+
+    # Hold a long to close later, and rest a buy far from the touch.
+    assert engine.router.submit(taker_signal(sim, "hold")).accepted
+    await wait_until(lambda: position() == Decimal("0.002"))
+    rest = engine.router.submit(resting_signal(sim, "rest"))
+    assert rest.accepted
+    await wait_until(lambda: order_state(engine, rest.order_link_id) is OrderState.NEW)
+
+    # Lose money: every round trip pays the spread and two taker fees.
+    for i in range(20):
+        wallet = state.wallet
+        assert wallet is not None
+        if start - wallet.total_equity > Decimal("0.5"):
+            break
+        assert engine.router.submit(taker_signal(sim, f"b{i}")).accepted
+        await wait_until(lambda: position() == Decimal("0.004"))
+        assert engine.router.submit(taker_signal(sim, f"s{i}", Side.SELL)).accepted
+        await wait_until(lambda: position() == Decimal("0.002"))
+    else:
+        raise AssertionError("the round trips did not lose 0.5 USDT")
+
+    # At the latest one status tick later the limit is in force.
+    await wait_until(lambda: engine.loss_breach is not None, cfg.engine.status_interval_s + 1)
+    breach = engine.loss_breach
+    assert breach is not None
+    assert breach.kind is LossKind.DAILY_LOSS
+    assert breach.limit == Decimal("0.5")
+    assert breach.value >= Decimal("0.5")
+    alerts = {"kind": "loss_limit"}
+    assert engine.registry.get_sample_value("hean_alerts_total", alerts) == 1
+    snapshot = engine.status()
+    assert snapshot.loss_limit == breach.detail
+    assert not snapshot.trading
+    # The resting opening order was cancelled: it could still have filled.
+    await wait_until(lambda: order_state(engine, rest.order_link_id) is OrderState.CANCELLED)
+    assert sim.open_orders(SYMBOL) == []
+
+    # New exposure is refused, in either direction.
+    for sig in (taker_signal(sim, "more"), resting_signal(sim, "more-ask", Side.SELL)):
+        refused = engine.router.submit(sig)
+        assert not refused.accepted
+        assert refused.reason is RejectReason.LOSS_LIMIT
+    assert (
+        engine.registry.get_sample_value("hean_intents_rejected_total", {"reason": "loss_limit"})
+        == 2
+    )
+
+    # A trading restart builds a new router: it is blocked from the start.
+    old_router = engine.router
+    trigger.set()
+    await wait_until(lambda: engine.restarts == 1 and state.gate.is_open)
+    assert engine.router is not old_router
+    refused = engine.router.submit(taker_signal(sim, "after-restart"))
+    assert refused.reason is RejectReason.LOSS_LIMIT
+
+    # ... and a reduce-only close goes through.
+    close = attrs.evolve(taker_signal(sim, "close", Side.SELL), reduce_only=True)
+    closed = engine.router.submit(close)
+    assert closed.accepted, closed
+    await wait_until(lambda: position() == 0)
+    assert sim.position(SYMBOL) == 0
+    assert engine.loss_breach is breach  # the daily breach holds for the rest of the UTC day
+    assert engine.registry.get_sample_value("hean_alerts_total", alerts) == 1
+
+    await runner.stop()
+    assert runner.error is None

@@ -23,6 +23,8 @@ from hean.bybit.types import (
     TimeInForce,
     Wallet,
 )
+from hean.bybit.wire import execution_from_wire
+from hean.engine.events import PrivateEventApplier
 from hean.engine.intents import OrderIntent
 from hean.engine.orders import OrderState, Sent
 from hean.engine.ws_session import PrivateStream
@@ -162,6 +164,64 @@ async def test_execution_of_unknown_order_is_booked_and_the_order_adopted(
         assert report.trigger == "unknown_order"
         assert report.missed_fills == 0  # the stream already delivered them
         assert rig.journal_rows("SELECT key, state FROM orders") == [("outside-1", "Filled")]
+
+
+async def test_funding_row_with_an_order_id_names_no_order(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """Bybit fills in ``orderId`` on funding rows (docs v5/pre-upgrade/execution.mdx: a synthetic
+    ``<ts>-<symbol>-<uid>-<side>``; live rows carry a UUID). The charge is booked, but no order
+    is looked up for it; a trade of an unknown order still is."""
+    async with open_rig(tmp_path, run_router=False) as rig:
+        asked: list[tuple[str, str]] = []
+        applier = PrivateEventApplier(
+            rig.state, rig.journal, on_unknown_order=lambda oid, sym: asked.append((oid, sym))
+        )
+        funding = execution_from_wire(
+            {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "orderId": "1682553600-BTCUSDT-592334-Sell",
+                "orderLinkId": "",
+                "side": "Sell",
+                "orderPrice": "0.00",
+                "orderQty": "0.000",
+                "leavesQty": "0.000",
+                "orderType": "UNKNOWN",
+                "stopOrderType": "UNKNOWN",
+                "execFee": "0.6364003",
+                "execId": "11f1c4ed-ff20-4d73-acb7-96e43a917f25",
+                "execPrice": "28399.90",
+                "execQty": "0.011",
+                "execType": "Funding",
+                "execValue": "312.3989",
+                "execTime": "1682553600000",
+                "isMaker": False,
+                "feeRate": "0.00203714",
+                "markPrice": "28399.90",
+                "closedSize": "0.000",
+            }
+        )
+        applier.apply(PrivateMessage("f", "execution", funding.exec_time, (funding,)))
+        assert asked == []
+        assert rig.journal_rows("SELECT exec_id FROM executions") == [(funding.exec_id,)]
+        assert rig.state.portfolio.position("BTCUSDT").size == 0  # a charge moves no position
+
+        trade = Execution(
+            exec_id="t-1",
+            symbol="BTCUSDT",
+            order_id="not-ours",
+            order_link_id="",
+            side=Side.BUY,
+            exec_price=D("28400"),
+            exec_qty=D("0.001"),
+            exec_value=D("28.4"),
+            exec_fee=D("0.01"),
+            exec_time=funding.exec_time + 1,
+            is_maker=False,
+        )
+        applier.apply(PrivateMessage("t", "execution", trade.exec_time, (trade,)))
+        assert asked == [("not-ours", "BTCUSDT")]
 
 
 @asynccontextmanager

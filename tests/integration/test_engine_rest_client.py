@@ -424,6 +424,17 @@ async def test_cancel_all_returns_every_cancelled_id(
     assert b'"settleCoin":"USDT"' in bodies[1]
 
 
+async def test_cancel_all_success_zero_is_not_a_success(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """retCode 0 with ``success: "0"`` is Bybit's "fail" (docs v5/order/cancel-all.mdx)."""
+    fake = FakeBybit()
+    fake.routes["/v5/order/cancel-all"] = lambda r: fake.ok({"list": [], "success": "0"})
+    async with make_client(fake) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.cancel_all("BTCUSDT")
+
+
 # --------------------------------------------------------------------------- rate limits
 
 

@@ -14,7 +14,7 @@
        ├─ reconciler           every reconcile_interval_s and on demand
        ├─ execution router     intents -> journal -> venue; unknown outcomes resolved by query
        ├─ strategy             the demo maker (stopped first at shutdown: "stop intake")
-       └─ status reporter      one ``status`` event every status_interval_s
+       └─ status reporter      one ``status`` event every status_interval_s; loss limits
 
 Why each rule is there:
 
@@ -38,6 +38,15 @@ Why each rule is there:
   unreachable. The start races the stop request: if the stop wins, the half-started children are
   cancelled and the graceful shutdown runs on REST alone (cancel-all and the final
   reconciliation need nothing else).
+
+* **Loss limits refuse new exposure.** The status reporter feeds the wallet's total equity to the
+  :class:`~hean.engine.loss_guard.LossGuard` when trading starts and on every tick, whichever
+  way the wallet arrived (private push or reconciliation). A breach of ``risk.max_drawdown_pct``
+  (from peak equity; in force until the process is restarted) or ``risk.daily_loss_limit_usdt``
+  (until the next UTC day) blocks new exposure on the router's risk gate (``loss_limit``; reduce-
+  only orders still pass), also on routers built after a restart; our own resting orders that
+  could add exposure are cancelled; positions are left to the operator. The reporter's tick is
+  the check's latency bound (``status_interval_s``).
 
 Graceful shutdown (:meth:`Engine.shutdown`), in the documented order: stop intake (risk gate
 halted, strategy stopped, the router's dispatch stopped once a create already on the wire has its
@@ -72,10 +81,11 @@ from hean.engine.backoff import Backoff
 from hean.engine.clock import WallClock
 from hean.engine.events import PrivateEventApplier
 from hean.engine.journal import Journal
+from hean.engine.loss_guard import LossBreach, LossGuard
 from hean.engine.metrics import ChannelMonitor, EngineMetrics
 from hean.engine.reconciler import Reconciler, ReconcileReport
 from hean.engine.rest_client import BybitRestClient, RestMetrics
-from hean.engine.risk_gate import RiskGate, RiskLimits
+from hean.engine.risk_gate import RejectReason, RiskGate, RiskLimits
 from hean.engine.router import CancelReport, ExecutionRouter
 from hean.engine.state import EngineState
 from hean.engine.status import StatusSnapshot, StreamView, build_snapshot, status_fields
@@ -217,6 +227,9 @@ class Engine:
             on_overwrite=self.metrics.market_data_overwrites.inc
         )
         self._private_channel = ChannelMonitor(self.metrics, "private_events", PRIVATE_CHANNEL_SIZE)
+        # Outlives the trading nursery's restarts: a breach is not forgotten by a crash.
+        self.loss_guard = LossGuard.from_config(cfg.risk)
+        self.loss_breach: LossBreach | None = None  # the breach in force, as last applied
         self.books: dict[str, OrderBookUpdate] = {}
 
         # Set once run() has opened the journal and rebuilt the state.
@@ -303,10 +316,11 @@ class Engine:
             fills=state.counters.fills,
             maker_fills=state.counters.maker_fills,
             streams=streams,
-            trading=state.gate.is_open and state.fail_closed is None,
+            trading=state.gate.is_open and state.fail_closed is None and self.loss_breach is None,
             blocked_reason=state.gate.reason,
             fail_closed=state.fail_closed,
             restarts=self.restarts,
+            loss_limit=None if self.loss_breach is None else self.loss_breach.detail,
         )
 
     # ------------------------------------------------------------------ run
@@ -448,6 +462,8 @@ class Engine:
         )
         if self.stopping:
             router.risk.halt("shutdown")
+        if self.loss_breach is not None:
+            router.risk.block_exposure(self.loss_breach.detail, RejectReason.LOSS_LIMIT)
         self.router = router
         self.private = PrivateStream(
             self.urls.ws_private,
@@ -630,13 +646,74 @@ class Engine:
     async def _status_reporter(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        """Every ``status_interval_s``: check the loss limits, then log the status line.
+
+        The loss limits are checked here rather than on each private wallet push: this one place
+        sees the wallet whichever way it arrived (push or reconciliation), every check happens on
+        a steady clock, and the applier stays free of policy. The first check runs at once (the
+        private stream is up, so the wallet is reconciled), which fixes the day's starting equity
+        when trading starts.
+        """
         task_status.started()
+        await self._check_loss_limits()
         while True:
             await trio.sleep(self.cfg.engine.status_interval_s)
+            await self._check_loss_limits()
             snapshot = self.status()
             log.info("status", **status_fields(snapshot))
             if self._on_status is not None:
                 self._on_status(snapshot)
+
+    async def _check_loss_limits(self) -> None:
+        """Feed the account equity to the loss guard and apply what changed (see the module
+        docstring). Without a wallet (none received yet) there is nothing to check."""
+        state, router = self.state, self.router
+        if state is None or state.wallet is None:
+            return
+        equity = state.wallet.total_equity
+        breach = self.loss_guard.observe(equity, self._wall_ms())
+        previous, self.loss_breach = self.loss_breach, breach
+        if breach is previous:
+            return
+        if breach is None:
+            assert previous is not None
+            log.warning("loss_limit_cleared", was=previous.kind.value, equity=str(equity))
+            if router is not None:
+                router.risk.unblock_exposure()
+            return
+        log.error(
+            "loss_limit_breached",
+            kind=breach.kind.value,
+            value=str(breach.value),
+            limit=str(breach.limit),
+            equity=str(equity),
+            detail=breach.detail,
+        )
+        self.metrics.alerts.labels("loss_limit").inc()
+        if router is None:
+            return
+        router.risk.block_exposure(breach.detail, RejectReason.LOSS_LIMIT)
+        if previous is None:
+            await self._cancel_opening_orders(router)
+
+    async def _cancel_opening_orders(self, router: ExecutionRouter) -> None:
+        """Cancel our resting orders that could add exposure (a quote resting when a loss limit
+        is breached would otherwise still fill). Reduce-only orders stay: they can only close;
+        adopted external orders are the operator's. Bounded like a shutdown's cancels; a cancel
+        that fails is re-sent by the router (``cancel_retry_s``)."""
+        state = self.state
+        assert state is not None
+        keys = [
+            o.key
+            for o in state.tracker.non_final()
+            if not o.is_external and (o.intent is None or not o.intent.reduce_only)
+        ]
+        if not keys:
+            return
+        log.warning("loss_limit_cancelling_orders", keys=keys)
+        with trio.move_on_after(self.cfg.engine.shutdown_timeout_s):
+            for key in keys:
+                await router.cancel_order(key)
 
     # ------------------------------------------------------------------ cleanup
 

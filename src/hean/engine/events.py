@@ -204,8 +204,11 @@ class PrivateEventApplier:
         tracker = self._state.tracker
         if e.order_link_id and e.order_link_id in tracker:
             return True
-        if not e.order_id:
-            return True  # a funding/settlement charge belongs to no order
+        if not e.order_id or not is_position_fill(e):
+            # A funding/settlement charge belongs to no order. Bybit still fills in orderId on
+            # such rows (a synthetic "1682553600-BTCUSDT-592334-Sell" or a UUID, docs
+            # v5/pre-upgrade/execution.mdx), so an orderId alone does not name a real order.
+            return True
         return tracker.by_order_id(e.order_id) is not None or f"#{e.order_id}" in tracker
 
     # ------------------------------------------------------------------ wallet

@@ -581,12 +581,23 @@ class BybitRestClient:
     async def cancel_all(
         self, symbol: str | None = None, *, settle_coin: str | None = None
     ) -> list[tuple[str, str]]:
-        """``POST /v5/order/cancel-all`` for a symbol (default: the whole settle coin)."""
+        """``POST /v5/order/cancel-all`` for a symbol (default: the whole settle coin).
+
+        Bybit's result carries ``success`` ("1" success, "0" fail; docs v5/order/cancel-all.mdx)
+        next to ``retCode`` 0: a "0" raises ``OutcomeUnknownError`` (which orders the attempt
+        reached is not said), so the caller checks open orders instead of trusting the list.
+        """
         if symbol is None and settle_coin is None:
             settle_coin = self._settle_coin
         envelope = await self._call(
             rest.cancel_all(symbol, settle_coin=settle_coin), CallKind.CANCEL
         )
+        success = envelope.result.get("success", "1")  # absent in older answers: success
+        if success not in ("1", 1):
+            log.warning("cancel_all_failed", success=repr(success))
+            raise OutcomeUnknownError(
+                envelope.ret_code, f"cancel-all answered success={success!r}: outcome unknown"
+            )
         return [_ids(row) for row in _result_list(envelope.result, "cancel_all")]
 
     # ------------------------------------------------------------------ private queries

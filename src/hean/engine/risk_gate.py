@@ -10,6 +10,8 @@ What it checks today (limits from :class:`hean.config.RiskConfig`), in order:
 1. ``halted`` — intake stopped (shutdown, operator): every signal is refused;
 2. fail-closed — the engine cannot explain its state: only ``reduce_only`` orders pass (the
    exchange enforces reduce-only against its own, true position, so they cannot add exposure);
+   the same holds while new exposure is blocked (:meth:`RiskGate.block_exposure`, e.g. a loss
+   limit of :mod:`hean.engine.loss_guard` was breached: ``loss_limit``);
 3. rounding onto the instrument grid (quantity down onto ``qtyStep``; a buy price down and a sell
    price up onto ``tickSize``, so rounding never makes a price more aggressive) and the
    instrument's own rules (min/max qty, min notional, price band);
@@ -38,7 +40,14 @@ from hean.engine.portfolio import PositionState
 if TYPE_CHECKING:
     from hean.config import RiskConfig
 
-__all__ = ["DEFAULT_INTENT_TTL_S", "RejectReason", "RiskDecision", "RiskGate", "RiskLimits"]
+__all__ = [
+    "DEFAULT_INTENT_TTL_S",
+    "ExposureBlock",
+    "RejectReason",
+    "RiskDecision",
+    "RiskGate",
+    "RiskLimits",
+]
 
 DEFAULT_INTENT_TTL_S = 5.0
 """``EngineConfig.intent_ttl_s`` default: an intent not placed within it is dropped unsent."""
@@ -49,6 +58,7 @@ class RejectReason(enum.StrEnum):
 
     HALTED = "halted"
     FAIL_CLOSED = "fail_closed"
+    LOSS_LIMIT = "loss_limit"
     UNKNOWN_SYMBOL = "unknown_symbol"
     NO_PRICE = "no_price"
     INSTRUMENT_RULE = "instrument_rule"
@@ -100,15 +110,28 @@ class RiskDecision:
         return cls(None, reason, detail)
 
 
+@frozen
+class ExposureBlock:
+    """Why new exposure is refused: the rejection ``reason`` and a human ``detail``."""
+
+    reason: RejectReason
+    detail: str
+
+
 def default_purpose(signal: Signal) -> str:
     """The link-id purpose of a signal's order: ``close`` for reduce-only, else ``open``."""
     return "close" if signal.reduce_only else "open"
 
 
 class RiskGate:
-    """Simple pre-trade limits (see the module docstring). Pure; ``halted`` is its only state."""
+    """Simple pre-trade limits (see the module docstring). Pure.
 
-    __slots__ = ("halted", "limits", "ttl_s")
+    Its state is two switches: ``halted`` (nothing passes) and ``exposure_block`` (only
+    reduce-only orders pass). They are independent: a shutdown's halt/resume leaves a loss-limit
+    block in place, and the other way round.
+    """
+
+    __slots__ = ("exposure_block", "halted", "limits", "ttl_s")
 
     def __init__(self, limits: RiskLimits | None = None, *, ttl_s: float = DEFAULT_INTENT_TTL_S):
         if ttl_s <= 0:
@@ -116,6 +139,7 @@ class RiskGate:
         self.limits = limits if limits is not None else RiskLimits()
         self.ttl_s = ttl_s
         self.halted: str | None = None
+        self.exposure_block: ExposureBlock | None = None
 
     def halt(self, reason: str) -> None:
         """Refuse every signal from now on (shutdown: "stop intake")."""
@@ -123,6 +147,14 @@ class RiskGate:
 
     def resume(self) -> None:
         self.halted = None
+
+    def block_exposure(self, detail: str, reason: RejectReason = RejectReason.LOSS_LIMIT) -> None:
+        """Refuse every signal that could add exposure (reduce-only ones still pass) until
+        :meth:`unblock_exposure`; ``reason`` labels the rejections (default ``loss_limit``)."""
+        self.exposure_block = ExposureBlock(reason, detail)
+
+    def unblock_exposure(self) -> None:
+        self.exposure_block = None
 
     def check(
         self,
@@ -147,6 +179,9 @@ class RiskGate:
             return RiskDecision.reject(
                 RejectReason.FAIL_CLOSED, "fail-closed: only reduce-only orders are allowed"
             )
+        block = self.exposure_block
+        if block is not None and not signal.reduce_only:
+            return RiskDecision.reject(block.reason, block.detail)
         if instrument is None or instrument.symbol != signal.symbol:
             return RiskDecision.reject(RejectReason.UNKNOWN_SYMBOL, signal.symbol)
 

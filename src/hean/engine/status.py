@@ -74,6 +74,7 @@ class StatusSnapshot:
     blocked_reason: str | None = None
     fail_closed: str | None = None
     restarts: int = 0
+    loss_limit: str | None = None  # a breached loss limit refuses new exposure (loss_guard)
 
     @property
     def net_pnl(self) -> Decimal:
@@ -100,6 +101,7 @@ def build_snapshot(
     blocked_reason: str | None = None,
     fail_closed: str | None = None,
     restarts: int = 0,
+    loss_limit: str | None = None,
 ) -> StatusSnapshot:
     """Aggregate per-symbol portfolio states into one snapshot.
 
@@ -137,6 +139,7 @@ def build_snapshot(
         blocked_reason=blocked_reason,
         fail_closed=fail_closed,
         restarts=restarts,
+        loss_limit=loss_limit,
     )
 
 
@@ -180,6 +183,8 @@ def status_fields(s: StatusSnapshot) -> dict[str, Any]:
         fields["blocked"] = s.blocked_reason
     if s.fail_closed is not None:
         fields["fail_closed"] = s.fail_closed
+    if s.loss_limit is not None:
+        fields["loss_limit"] = s.loss_limit
     if s.restarts:
         fields["restarts"] = s.restarts
     return fields
@@ -210,6 +215,8 @@ def format_status_line(s: StatusSnapshot) -> str:
     ratio = s.maker_ratio
     maker = "-" if ratio is None else f"{ratio:.0%}"
     state = "trading" if s.trading else f"BLOCKED({s.blocked_reason or 'unknown'})"
+    if s.loss_limit is not None:
+        state = f"LOSS-LIMIT({s.loss_limit})"
     if s.fail_closed is not None:
         state = f"FAIL-CLOSED({s.fail_closed})"
     return (
@@ -246,6 +253,8 @@ def format_summary(s: StatusSnapshot, *, exit_code: int, reason: str) -> str:
         f"  positions       {_positions_text(s)}",
         f"  restarts        {s.restarts}",
     ]
+    if s.loss_limit is not None:
+        lines.append(f"  LOSS-LIMIT      {s.loss_limit}")
     if s.fail_closed is not None:
         lines.append(f"  FAIL-CLOSED     {s.fail_closed}")
     return "\n".join(lines)

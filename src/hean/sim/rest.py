@@ -321,6 +321,10 @@ def open_orders(ex: Exchange, api_key: str, params: Params, now_ms: int) -> Json
 def order_history(ex: Exchange, api_key: str, params: Params, now_ms: int) -> JsonDict:
     require_linear(params)
     registry = ex.registries[api_key]
+    if (opt_int(params, "startTime") is None) != (opt_int(params, "endTime") is None):
+        # Unlike /execution/list, history takes no one-sided window ("startTime and endTime
+        # must be passed together", docs v5/order/order-list.mdx).
+        raise param_error("params error: startTime and endTime must be passed together")
     start, end = _time_window(params, now_ms)
     status = opt_str(params, "orderStatus")
     if status is not None:

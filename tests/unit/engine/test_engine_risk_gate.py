@@ -131,6 +131,48 @@ def test_fail_closed_allows_reduce_only_only() -> None:
     assert d.intent.purpose == "close"
 
 
+def test_exposure_block_refuses_new_exposure_but_lets_reduce_only_through() -> None:
+    gate = RiskGate(LIMITS)
+    gate.block_exposure("daily loss 0.6 USDT >= 0.5 USDT")
+    assert gate.exposure_block is not None
+    for sig in (signal(), signal(Side.SELL), signal(price=None, order_type=OrderType.MARKET)):
+        d = check(gate, sig)
+        assert d.reason is RejectReason.LOSS_LIMIT
+        assert d.detail == "daily loss 0.6 USDT >= 0.5 USDT"
+    # A close still goes (the exchange enforces reduce-only against the true position).
+    d = check(gate, signal(Side.SELL, reduce_only=True), position=D("0.05"))
+    assert d.allowed
+    assert d.intent is not None
+    assert d.intent.reduce_only
+    # The close is still subject to the other limits: the block is no bypass.
+    big = signal(Side.SELL, qty="1", price="49000", reduce_only=True)
+    assert check(gate, big, position=D("1")).reason is RejectReason.MAX_ORDER_NOTIONAL
+    gate.unblock_exposure()
+    assert gate.exposure_block is None
+    assert check(gate, signal()).allowed
+
+
+def test_exposure_block_and_halt_are_independent() -> None:
+    gate = RiskGate(LIMITS)
+    gate.block_exposure("drawdown")
+    gate.halt("shutdown")
+    # Halted wins: nothing at all passes, not even a close.
+    assert check(gate, signal(reduce_only=True)).reason is RejectReason.HALTED
+    gate.resume()
+    # Resuming after a halt does not lift the loss-limit block.
+    assert check(gate, signal()).reason is RejectReason.LOSS_LIMIT
+    assert check(gate, signal(Side.SELL, reduce_only=True), position=D("0.05")).allowed
+
+
+def test_exposure_block_reason_can_be_chosen_and_fail_closed_is_reported_first() -> None:
+    gate = RiskGate(LIMITS)
+    gate.block_exposure("circuit breaker", reason=RejectReason.HALTED)
+    assert check(gate, signal()).reason is RejectReason.HALTED
+    gate.block_exposure("loss")  # the newest block replaces the previous one
+    assert check(gate, signal(), fail_closed=True).reason is RejectReason.FAIL_CLOSED
+    assert check(gate, signal()).reason is RejectReason.LOSS_LIMIT
+
+
 def test_unknown_symbol_and_missing_price() -> None:
     gate = RiskGate(LIMITS)
     assert check(gate, signal(), instrument=None).reason is RejectReason.UNKNOWN_SYMBOL

@@ -105,3 +105,12 @@ def test_summary() -> None:
     assert "  restarts        1" in lines
     failed = format_summary(snapshot(fail_closed="mismatch"), exit_code=1, reason="stopped")
     assert "  FAIL-CLOSED     mismatch" in failed.splitlines()
+
+
+def test_a_breached_loss_limit_shows_in_fields_line_and_summary() -> None:
+    detail = "daily loss 0.62 USDT since the UTC day's start equity 10000 >= 0.5 USDT"
+    s = snapshot(trading=False, loss_limit=detail)
+    assert status_fields(s)["loss_limit"] == detail
+    assert f"LOSS-LIMIT({detail})" in format_status_line(s)
+    assert f"  LOSS-LIMIT      {detail}" in format_summary(s, exit_code=0, reason="x").splitlines()
+    assert "loss_limit" not in status_fields(snapshot())

@@ -478,6 +478,10 @@ def test_history_pagination_and_window(venue: Venue) -> None:
         call(venue, "alice", "/v5/order/history", startTime=T0, endTime=T0 + 8 * DAY_MS)
     with pytest.raises(RejectedError):
         call(venue, "alice", "/v5/order/history", limit=51)
+    # One bound alone: /execution/list reads it as +/-7 days, /order/history refuses it.
+    for bound in ("startTime", "endTime"):
+        with pytest.raises(RejectedError):
+            call(venue, "alice", "/v5/order/history", later, symbol="BTCUSDT", **{bound: T0})
 
 
 def test_execution_list_pagination_window_and_filters(venue: Venue) -> None:
