@@ -81,6 +81,34 @@ async def test_gate_closed_places_nothing_until_reconcile(
         assert [o.order_link_id for o in await rig.rest.open_orders()] == [key]
 
 
+async def test_exposure_block_set_while_an_intent_queues_refuses_it_at_send(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """A loss limit that trips while an opening intent waits must stop it; a close still goes."""
+    async with open_rig(tmp_path, ttl_s=10.0) as rig:
+        sent: list[str] = []
+        rig.transport.before.append(
+            lambda r: (
+                sent.append(orjson.loads(r.content)["orderLinkId"])
+                if r.url.path == CREATE
+                else None
+            )
+        )
+        price = await rig.passive_price()
+        opening = rig.router.submit(make_signal(price))
+        closing = rig.router.submit(make_signal(price - 10, side=Side.SELL, reduce_only=True))
+        assert opening.accepted
+        assert closing.accepted
+        await trio.sleep(1.0)
+        assert CREATE not in rig.transport.paths  # both wait for the gate
+        rig.router.risk.block_exposure("daily loss 1 >= 0.5")
+        await rig.reconciler.reconcile("startup")  # the gate opens
+        await trio.sleep(2.0)
+        assert opening.order_link_id not in rig.state.tracker
+        assert rig.metric("hean_intents_rejected_total", {"reason": "loss_limit"}) == 1
+        assert sent == [closing.order_link_id]
+
+
 async def test_channel_full_rejects_and_counts(tmp_path: Path, autojump_clock: Any) -> None:
     async with open_rig(tmp_path, queue_size=2, run_router=False) as rig:
         price = await rig.passive_price()

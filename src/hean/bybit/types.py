@@ -80,6 +80,8 @@ class ExecType(enum.StrEnum):
     SETTLE = "Settle"
     BLOCK_TRADE = "BlockTrade"
     MOVE_POSITION = "MovePosition"
+    FUTURE_SPREAD = "FutureSpread"
+    UNKNOWN = "UNKNOWN"  # listed in docs v5/enum.mdx; a row of it must parse, not stop reconciling
 
 
 class BookUpdateType(enum.StrEnum):

@@ -105,8 +105,9 @@ the sorted replay of its covered executions is rebuilt from them (every fill sta
 any other baseline becomes an opaque anchor, and the executions journaled after it go through
 :meth:`Portfolio.apply_execution` like live ones.
 
-Fees: ``execFee`` as Bybit reports it, positive = paid, negative = maker rebate. Funding (and
-``Settle``) executions carry a charge but no position change: they go to ``funding``.
+Fees: ``execFee`` as Bybit reports it, positive = paid, negative = maker rebate. Funding
+executions carry a charge but no position change: they go to ``funding``. ``Settle`` (a position
+closed by delisting) and ``Delivery`` move the position like any other fill.
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ DEFAULT_REPLAY_WINDOW = 10_000
 missed comes back at the next reconciliation, seconds to minutes later: far fewer fills than this
 on one symbol. Older fills are folded into the symbol's anchor (see the module docstring)."""
 
-_CHARGE_ONLY = frozenset({ExecType.FUNDING, ExecType.SETTLE})
+# Funding rows carry the position size in execQty but move nothing: only their fee counts.
+# Settle is a position closed by delisting (docs v5/enum.mdx): it moves the position, like Delivery.
+_CHARGE_ONLY = frozenset({ExecType.FUNDING})
 
 ExchangeOrderKey = tuple[int, int, Decimal, int, str]
 

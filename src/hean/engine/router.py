@@ -390,6 +390,9 @@ class ExecutionRouter:
             return RejectReason.FAIL_CLOSED
         if self.risk.halted is not None:
             return RejectReason.HALTED
+        block = self.risk.exposure_block  # e.g. a loss limit tripped while this intent queued
+        if block is not None and not intent.reduce_only:
+            return block.reason
         if intent.order_link_id in state.tracker:
             return RejectReason.DUPLICATE_LINK_ID
         return None

@@ -803,3 +803,10 @@ def test_orderbook_round_trip(u: Any) -> None:
         ts=u.ts,
         cts=u.cts,
     )
+
+
+@pytest.mark.parametrize("exec_type", ["FutureSpread", "UNKNOWN", "Settle", "Delivery"])
+def test_every_documented_exec_type_parses(exec_type: str) -> None:
+    # docs v5/enum.mdx lists them; one unparseable row would stop reconciliation for 7 days.
+    e = wire.execution_from_wire({**WS_EXECUTION, "execType": exec_type})
+    assert e.exec_type.value == exec_type

@@ -644,3 +644,17 @@ def test_order_fills_are_tracked_per_order(execs: list[Execution], data: st.Data
         extra = data.draw(_qty)
         p.observe_order(order(str(expected + extra), oid=oid))
         assert p.missing_fill_qty(oid) == extra
+
+
+def test_settle_closes_the_position_funding_only_charges() -> None:
+    # Funding rows carry the position size in execQty but move nothing; Settle is a position
+    # closed by delisting (docs v5/enum.mdx) and moves it like a fill.
+    p = Portfolio()
+    p.apply_execution(fill("e1", Side.BUY, "2", "100", t=1_000))
+    p.apply_execution(
+        fill("f1", Side.SELL, "2", "100", fee="0.3", t=2_000, exec_type=ExecType.FUNDING)
+    )
+    assert p.position(SYM).size == D(2)
+    p.apply_execution(fill("s1", Side.SELL, "2", "90", t=3_000, exec_type=ExecType.SETTLE))
+    assert p.position(SYM).size == 0
+    assert p.position(SYM).realized_pnl == D(-20)
