@@ -34,6 +34,7 @@ from hean.config import (
     validate_sim,
 )
 from hean.credentials import CredentialsError, credentials_for
+from hean.engine.journal import JournalLockedError
 from hean.logs import configure_logging
 
 __all__ = [
@@ -332,9 +333,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             restrict_keyboard_interrupt_to_checkpoints=True,
         )
     except Exception as exc:
-        creds = _find_credentials_error(exc)
-        if creds is not None:
-            _error(f"hean run: error: {creds}")
+        refusal = _find_refusal(exc)
+        if refusal is not None:
+            _error(f"hean run: error: {refusal}")
             return EXIT_USAGE
         log.error("engine_crashed", exc_info=exc)
         return EXIT_FAILURE
@@ -342,12 +343,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return int(rc)
 
 
-def _find_credentials_error(exc: BaseException) -> CredentialsError | None:
-    if isinstance(exc, CredentialsError):
+def _find_refusal(exc: BaseException) -> CredentialsError | JournalLockedError | None:
+    """A start refused for a reason the operator must fix (missing keys, a journal another engine
+    holds): one line and exit 2, so systemd does not restart-loop on it."""
+    if isinstance(exc, CredentialsError | JournalLockedError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _find_credentials_error(inner)
+            found = _find_refusal(inner)
             if found is not None:
                 return found
     return None

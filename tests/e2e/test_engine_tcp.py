@@ -212,6 +212,36 @@ async def test_hean_run_paper_smoke(tmp_path: Path) -> None:
     assert open_orders.group(1) == "0"  # graceful stop: nothing left resting
 
 
+async def test_second_paper_run_archives_the_first_runs_journal(tmp_path: Path) -> None:
+    """The embedded venue starts empty each run: a second `hean run` must not reconcile the
+    first run's position against it (that would fail closed), it archives that journal."""
+    config = paper_config(tmp_path)
+    outputs = []
+    for _ in range(2):
+        with trio.fail_after(120):
+            result = await trio.run_process(
+                [sys.executable, "-m", "hean", "run", "--config", str(config), "--duration", "8"],
+                cwd=tmp_path,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        out = result.stdout.decode(errors="replace")
+        assert result.returncode == 0, (out[-3000:], result.stderr.decode(errors="replace")[-3000:])
+        outputs.append(out)
+    assert '"event":"journal_archived"' not in outputs[0]
+    assert '"event":"journal_archived"' in outputs[1]
+    assert journal_files(tmp_path) == (["journal.sqlite3"], 1)  # a fresh one, one archived
+
+
+def journal_files(directory: Path) -> tuple[list[str], int]:
+    """(current journal names, number of archived ones) in ``directory``."""
+    return (
+        [p.name for p in directory.glob("journal.sqlite3")],
+        len(list(directory.glob("journal.*.sqlite3"))),
+    )
+
+
 async def test_hean_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     """systemd's stop: SIGTERM -> cancel orders, reconcile, close -> exit 0 with a summary."""
     config = paper_config(tmp_path)

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import structlog
+import trio
 
 import hean
 from hean import cli
 from hean.config import HeanConfig, LoggingConfig
+from hean.engine.journal import JournalLockedError
 from hean.logs import configure_logging
 
 REPO = Path(__file__).resolve().parents[2]
@@ -245,6 +247,21 @@ def test_run_engine_crash_exits_1_and_is_logged(
     assert cli.main(["run", "--config", PAPER]) == 1
     assert "engine_crashed" in log_output.getvalue()
     assert "socket on fire" in log_output.getvalue()
+
+
+def test_run_refused_on_a_journal_another_engine_holds_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    held = tmp_path / "j.sqlite3"
+
+    async def run_engine(cfg: HeanConfig, *, duration: float | None) -> int:
+        async with trio.open_nursery():  # raised inside a nursery, as the engine would
+            raise JournalLockedError(held, "another engine holds it")
+
+    fake_module(monkeypatch, "hean.engine.main", run_engine=run_engine)
+    assert cli.main(["run", "--config", PAPER]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hean run: error: journal {str(held)!r}: another engine holds it\n"
 
 
 def test_run_without_engine_in_build(

@@ -76,6 +76,7 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "JournalState",
+    "archive_journal",
     "tracked_from_dict",
     "tracked_to_dict",
 ]
@@ -535,6 +536,40 @@ def _classify(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
     if isinstance(exc, sqlite3.OperationalError):
         return JournalError(path, f"sqlite error: {text}")
     return JournalCorruptError(path, f"database is corrupt or not a HEAN journal ({text})")
+
+
+_SQLITE_SIDECARS: Final = ("-wal", "-shm")
+
+
+def archive_journal(path: str | Path, *, stamp: str) -> Path | None:
+    """Move the journal at ``path`` (with its WAL and shared-memory files) aside, to
+    ``<stem>.<stamp><suffix>`` in the same directory; None if there is none.
+
+    For a venue whose state does not outlive the process (the embedded paper venue): a journal of
+    an earlier run describes orders and positions the new venue never had, so reconciling against
+    it could only fail closed. It is kept, not deleted, for inspection. The three files move
+    together under the journal's lock, so an engine still using it is refused
+    (:class:`JournalLockedError`) instead of having its files pulled away; a crashed run's
+    committed transactions still in the ``-wal`` file move with the database they belong to.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    fd = _acquire_lock(path)
+    try:
+        target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+        if target.exists():
+            raise JournalError(path, f"cannot archive: {str(target)!r} already exists")
+        for sidecar in _SQLITE_SIDECARS:
+            extra = path.with_name(path.name + sidecar)
+            if extra.exists():
+                extra.rename(target.with_name(target.name + sidecar))
+        path.rename(target)
+        return target
+    except OSError as exc:
+        raise JournalError(path, f"cannot archive: {exc}") from exc
+    finally:
+        _release_lock(fd)
 
 
 def _lock_path(path: Path) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Final
 
 import structlog
@@ -33,6 +34,7 @@ from hean.config import HeanConfig, VenueUrls, venue_urls
 from hean.credentials import credentials_for
 from hean.engine.app import Engine
 from hean.engine.clock import WallClock, system_clock_ms
+from hean.engine.journal import archive_journal
 from hean.engine.signals import ShutdownControl, watch_signals
 from hean.engine.status import StatusSnapshot, format_status_line, format_summary, status_fields
 from hean.engine.ws_session import default_connect_ws
@@ -75,6 +77,16 @@ async def run_engine(
             await root.start(watch_signals, control)
             urls = venue_urls(cfg.venue)
             if urls is None:
+                # The embedded venue starts empty on every run; the last run's journal describes
+                # a venue that no longer exists, so it is set aside and a fresh one begins.
+                archived = archive_journal(cfg.engine.journal_path, stamp=_stamp(wall_ms()))
+                if archived is not None:
+                    log.info(
+                        "journal_archived",
+                        path=cfg.engine.journal_path,
+                        archived_to=str(archived),
+                        reason="the embedded paper venue starts empty on every run",
+                    )
                 endpoints = await start_embedded(root, cfg, wall_ms=wall_ms)
                 urls = VenueUrls(
                     endpoints.rest_url, endpoints.ws_public_url, endpoints.ws_private_url
@@ -120,6 +132,11 @@ async def run_engine(
         log.info("summary", exit_code=rc, reason=reason, **status_fields(snapshot))
         print(format_summary(snapshot, exit_code=rc, reason=reason), file=sys.stdout, flush=True)
     return rc
+
+
+def _stamp(ms: int) -> str:
+    """A file-name-safe UTC timestamp, e.g. ``20261121T205753Z``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _print_status(snapshot: StatusSnapshot) -> None:

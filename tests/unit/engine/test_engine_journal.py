@@ -30,6 +30,7 @@ from hean.engine.journal import (
     JournalCorruptError,
     JournalError,
     JournalLockedError,
+    archive_journal,
     tracked_from_dict,
     tracked_to_dict,
 )
@@ -504,3 +505,45 @@ def test_applied_reconciliation_is_journaled_atomically_and_survives_restart(pat
     again = plan_reconcile(restored, state.rebuild_portfolio(), state.cursor_ms, truth, now=1.0)
     assert again.is_noop
     assert again.ready
+
+
+def test_archive_journal_moves_the_database_with_its_wal(tmp_path: Path) -> None:
+    path = tmp_path / "paper.sqlite3"
+    assert archive_journal(path, stamp="20260101T000000Z") is None  # nothing to archive
+    j = Journal.open(path)
+    j.set_cursor(1_234)
+    # Simulate a crash: committed data may still sit in the -wal file; copy the three files
+    # while the connection is open, as a killed process would leave them.
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for name in ("paper.sqlite3", "paper.sqlite3-wal", "paper.sqlite3-shm"):
+        if (tmp_path / name).exists():
+            (crashed / name).write_bytes((tmp_path / name).read_bytes())
+    j.close()
+    target = archive_journal(crashed / "paper.sqlite3", stamp="20260101T000000Z")
+    assert target == crashed / "paper.20260101T000000Z.sqlite3"
+    assert not (crashed / "paper.sqlite3").exists()
+    assert not (crashed / "paper.sqlite3-wal").exists()
+    reopened = Journal.open(target)
+    try:
+        assert reopened.get_cursor() == 1_234  # nothing committed was lost in the move
+    finally:
+        reopened.close()
+    # A fresh journal can now start at the original path.
+    Journal.open(crashed / "paper.sqlite3").close()
+
+
+def test_archive_journal_refuses_a_journal_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "paper.sqlite3"
+    j = Journal.open(path)
+    try:
+        with pytest.raises(JournalLockedError):
+            archive_journal(path, stamp="x")
+        assert path.exists()
+    finally:
+        j.close()
+    assert archive_journal(path, stamp="x") == tmp_path / "paper.x.sqlite3"
+    Journal.open(path).close()  # the next run's journal
+    with pytest.raises(JournalError, match="already exists"):
+        archive_journal(path, stamp="x")  # never overwrites an earlier archive
+    assert path.exists()
