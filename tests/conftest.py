@@ -34,6 +34,7 @@ from trio_websocket import WebSocketConnection
 
 from hean.bybit.signing import Credentials
 from hean.config import HeanConfig, SimConfig, VenueUrls
+from hean.engine.supervisor import wait_any
 from hean.sim.http_app import SimTransport
 from hean.sim.memnet import MemNet
 from hean.sim.orders import UserOrder
@@ -283,18 +284,6 @@ async def start_engine(nursery: trio.Nursery, engine: Any) -> EngineRunner:
     if not engine.ready.is_set():
         raise RuntimeError(f"engine did not become ready: {runner.error!r}") from runner.error
     return runner
-
-
-async def wait_any(*events: trio.Event) -> None:
-    """Return as soon as one of ``events`` is set."""
-    async with trio.open_nursery() as nursery:
-        for event in events:
-
-            async def wait(e: trio.Event = event) -> None:
-                await e.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(wait)
 
 
 @pytest.fixture

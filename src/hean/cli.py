@@ -35,6 +35,7 @@ from hean.config import (
 )
 from hean.credentials import CredentialsError, credentials_for
 from hean.engine.journal import JournalLockedError
+from hean.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from hean.logs import configure_logging
 
 __all__ = [
@@ -46,10 +47,6 @@ __all__ = [
     "main",
 ]
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1  # runtime failure: the engine crashed or stopped fail-closed
-EXIT_USAGE: Final = 2  # bad flags, invalid config, missing credentials
-EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 

@@ -25,6 +25,8 @@ from typing import IO
 import pytest
 from attrs import field, frozen
 
+from hean.exitcodes import EXIT_INTERRUPTED  # how `hean sim` reports a Ctrl-C stop
+
 # The labels ``hean.sim.serve.serve_sim`` prints, each followed by spaces and the value.
 _LABELS = {
     "REST": "rest_url",
@@ -35,7 +37,6 @@ _LABELS = {
 }
 _STARTUP_TIMEOUT_S = 30.0  # a cold interpreter importing trio/attrs/... on a busy 2-core box
 _SHUTDOWN_TIMEOUT_S = 10.0
-_EXIT_INTERRUPTED = 130  # hean.cli.EXIT_INTERRUPTED: how `hean sim` reports a Ctrl-C stop
 
 
 @frozen
@@ -88,7 +89,7 @@ def _stop(proc: subprocess.Popen[str], output: list[str]) -> None:
         proc.kill()
         proc.wait()
         pytest.fail(f"hean sim ignored SIGINT for {_SHUTDOWN_TIMEOUT_S} s: {output}")
-    assert rc == _EXIT_INTERRUPTED, f"hean sim exited with {rc} on SIGINT: {output}"
+    assert rc == EXIT_INTERRUPTED, f"hean sim exited with {rc} on SIGINT: {output}"
 
 
 @pytest.fixture(scope="module")

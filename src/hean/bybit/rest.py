@@ -19,8 +19,9 @@ Encoding rules, chosen to be deterministic and to match Bybit's own examples:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Final, cast
 from urllib.parse import quote
 
@@ -34,6 +35,7 @@ from hean.bybit.wire import decimal_str
 
 __all__ = [
     "CATEGORY",
+    "DEFAULT_RATE_LIMITS",
     "DEFAULT_RECV_WINDOW_MS",
     "MAX_TIME_WINDOW_MS",
     "RestRequest",
@@ -73,6 +75,24 @@ INSTRUMENTS_INFO: Final = "/v5/market/instruments-info"
 TICKERS: Final = "/v5/market/tickers"
 ORDERBOOK: Final = "/v5/market/orderbook"
 SERVER_TIME: Final = "/v5/market/time"
+
+#: Bybit's default per-UID limits for linear contracts, requests per rolling second (docs
+#: v5/rate-limit/rate-limit.mdx); VIP/PRO tiers get more. Market-data endpoints are not in the UID
+#: table (they share the per-IP cap). The engine paces itself by them before any
+#: ``X-Bapi-Limit*`` header arrives; the simulator enforces them.
+DEFAULT_RATE_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        ORDER_CREATE: 10,
+        ORDER_AMEND: 10,
+        ORDER_CANCEL: 10,
+        ORDER_CANCEL_ALL: 10,
+        ORDER_REALTIME: 50,
+        ORDER_HISTORY: 50,
+        EXECUTION_LIST: 50,
+        POSITION_LIST: 50,
+        WALLET_BALANCE: 50,
+    }
+)
 
 # Bybit symbols and coins are uppercase ASCII ("uppercase only" in the docs); linear delivery
 # futures carry a dash (BTC-26JUL24).

@@ -91,7 +91,7 @@ from hean.engine.state import EngineState
 from hean.engine.status import StatusSnapshot, StreamView, build_snapshot, status_fields
 from hean.engine.strategy import MakerParams
 from hean.engine.strategy_task import DemoMaker
-from hean.engine.supervisor import exception_leaves, one_for_all, supervise
+from hean.engine.supervisor import exception_leaves, one_for_all, supervise, wait_any
 from hean.engine.ws_session import (
     Conflator,
     ConnectWs,
@@ -555,7 +555,7 @@ class Engine:
                 up.set()
 
         trading.start_soon(start)
-        await _wait_any(up, self._stop)
+        await wait_any(up, self._stop)
         if up.is_set():
             return True
         starting.cancel()
@@ -807,15 +807,3 @@ class Engine:
                 confirmed=len(report.confirmed),
                 unconfirmed=list(report.unconfirmed),
             )
-
-
-async def _wait_any(*events: trio.Event) -> None:
-    """Return as soon as one of ``events`` is set."""
-    async with trio.open_nursery() as nursery:
-
-        async def wait(event: trio.Event) -> None:
-            await event.wait()
-            nursery.cancel_scope.cancel()
-
-        for event in events:
-            nursery.start_soon(wait, event)

@@ -48,6 +48,23 @@ def record_transition(journal: Journal, transition: Transition) -> None:
         journal.record_order(transition.after)
 
 
+def count_execution(
+    state: EngineState, metrics: EngineMetrics, e: Execution, *, source: str
+) -> None:
+    """Count one newly applied execution (stream or reconciliation) in the status counters and
+    the metrics: every execution as applied, fills also by side and liquidity."""
+    metrics.executions_applied.labels(source).inc()
+    if not is_position_fill(e):
+        return
+    liquidity = "maker" if e.is_maker else "taker"
+    metrics.fills.labels(e.symbol, e.side.value, liquidity).inc()
+    state.counters.fills += 1
+    if e.is_maker:
+        state.counters.maker_fills += 1
+    else:
+        state.counters.taker_fills += 1
+
+
 class PrivateEventApplier:
     """Applies private pushes to :class:`EngineState` and the journal (see the module docstring).
 
@@ -170,15 +187,7 @@ class PrivateEventApplier:
             self.metrics, unordered, state.portfolio.unordered_fills, source=self._source
         )
         self._journal.record_execution(e, state.portfolio.position(e.symbol))
-        self.metrics.executions_applied.labels(self._source).inc()
-        if is_position_fill(e):
-            liquidity = "maker" if e.is_maker else "taker"
-            state.counters.fills += 1
-            if e.is_maker:
-                state.counters.maker_fills += 1
-            else:
-                state.counters.taker_fills += 1
-            self.metrics.fills.labels(e.symbol, e.side.value, liquidity).inc()
+        count_execution(state, self.metrics, e, source=self._source)
         log.info(
             "execution_applied",
             exec_id=e.exec_id,

@@ -25,7 +25,6 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
 
 import structlog
 import trio
@@ -37,28 +36,14 @@ from hean.engine.clock import WallClock, system_clock_ms
 from hean.engine.journal import archive_journal
 from hean.engine.signals import ShutdownControl, watch_signals
 from hean.engine.status import StatusSnapshot, format_status_line, format_summary, status_fields
+from hean.engine.supervisor import wait_any
 from hean.engine.ws_session import default_connect_ws
+from hean.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from hean.sim.serve import start_embedded
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "run_engine"]
+__all__ = ["run_engine"]
 
 log = structlog.get_logger("hean.engine.main")
-
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_INTERRUPTED: Final = 130
-
-
-async def _wait_any(*events: trio.Event) -> None:
-    """Return as soon as one of ``events`` is set."""
-    async with trio.open_nursery() as nursery:
-        for event in events:
-
-            async def wait(e: trio.Event = event) -> None:
-                await e.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(wait)
 
 
 async def run_engine(
@@ -118,7 +103,7 @@ async def run_engine(
 
             root.start_soon(run_it)
             with trio.move_on_after(duration if duration is not None else float("inf")):
-                await _wait_any(control.stop, engine.finished)
+                await wait_any(control.stop, engine.finished)
             if not engine.finished.is_set():
                 reason = control.reason or "duration elapsed"
                 control.request_stop(reason)

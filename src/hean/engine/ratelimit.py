@@ -28,6 +28,8 @@ from typing import Final
 
 from attrs import frozen
 
+from hean.bybit.rest import DEFAULT_RATE_LIMITS
+
 __all__ = [
     "DEFAULT_ENDPOINT_LIMITS",
     "DEFAULT_LIMIT",
@@ -35,18 +37,8 @@ __all__ = [
     "RateLimiter",
 ]
 
-#: Bybit's default UID limits per endpoint for linear contracts (docs v5/rate-limit).
-DEFAULT_ENDPOINT_LIMITS: Final[Mapping[str, int]] = {
-    "/v5/order/create": 10,
-    "/v5/order/amend": 10,
-    "/v5/order/cancel": 10,
-    "/v5/order/cancel-all": 10,
-    "/v5/order/realtime": 50,
-    "/v5/order/history": 50,
-    "/v5/execution/list": 50,
-    "/v5/position/list": 50,
-    "/v5/account/wallet-balance": 50,
-}
+#: Bybit's default UID limits per endpoint (the codec's table), until headers say otherwise.
+DEFAULT_ENDPOINT_LIMITS: Final = DEFAULT_RATE_LIMITS
 
 #: Endpoints outside the UID table (market data) share the per-IP cap of 600 requests / 5 s.
 #: A conservative 20/s per endpoint keeps the sum of all of them well under that cap.

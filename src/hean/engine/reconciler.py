@@ -48,10 +48,11 @@ from hean.bybit.errors import BybitError
 from hean.bybit.types import ZERO, Order, Position
 from hean.bybit.wire import WireError
 from hean.engine.backoff import Backoff
+from hean.engine.events import count_execution
 from hean.engine.journal import Journal
 from hean.engine.metrics import EngineMetrics, note_unordered_fills
 from hean.engine.orders import DEFAULT_NOT_FOUND_GRACE_S, OrderState
-from hean.engine.portfolio import MismatchKind, PositionMismatch, is_position_fill
+from hean.engine.portfolio import MismatchKind, PositionMismatch
 from hean.engine.reconcile_plan import (
     DEFAULT_CURSOR_OVERLAP_MS,
     AppliedPlan,
@@ -490,15 +491,7 @@ class Reconciler:
         self._store_positions(truth.positions)
 
         for e in applied.applied_executions:
-            metrics.executions_applied.labels("reconcile").inc()
-            if is_position_fill(e):
-                liquidity = "maker" if e.is_maker else "taker"
-                metrics.fills.labels(e.symbol, e.side.value, liquidity).inc()
-                state.counters.fills += 1
-                if e.is_maker:
-                    state.counters.maker_fills += 1
-                else:
-                    state.counters.taker_fills += 1
+            count_execution(state, metrics, e, source="reconcile")
             log.warning(
                 "missed_execution_applied",
                 exec_id=e.exec_id,

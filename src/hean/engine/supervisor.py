@@ -41,6 +41,7 @@ __all__ = [
     "exception_leaves",
     "one_for_all",
     "supervise",
+    "wait_any",
 ]
 
 log = structlog.get_logger("hean.engine.supervisor")
@@ -195,3 +196,15 @@ async def one_for_all(
             await nursery.start(_named_child, name, child)
         log.info("group_ready", children=[name for name, _ in children])
         task_status.started()
+
+
+async def wait_any(*events: trio.Event) -> None:
+    """Return as soon as one of ``events`` is set (the waiters are cancelled then)."""
+    async with trio.open_nursery() as nursery:
+
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Final
 
 from attrs import frozen
+
+from hean.bybit.rest import DEFAULT_RATE_LIMITS
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -37,20 +38,8 @@ WINDOW_MS: Final = 1000
 #: Bybit's text for ``10006``.
 RATE_LIMIT_MSG: Final = "Too many visits!"
 
-#: Default linear limits of a non-VIP UID (requests per rolling second).
-DEFAULT_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "/v5/order/create": 10,
-        "/v5/order/amend": 10,
-        "/v5/order/cancel": 10,
-        "/v5/order/cancel-all": 10,
-        "/v5/order/realtime": 50,
-        "/v5/order/history": 50,
-        "/v5/execution/list": 50,
-        "/v5/position/list": 50,
-        "/v5/account/wallet-balance": 50,
-    }
-)
+#: Default linear limits of a non-VIP UID (requests per rolling second): the codec's table.
+DEFAULT_LIMITS: Final = DEFAULT_RATE_LIMITS
 
 
 @frozen
