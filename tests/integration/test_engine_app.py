@@ -194,6 +194,34 @@ async def test_private_stream_killed_while_an_order_fills(
 # --------------------------------------------------------------------------- lost response
 
 
+async def test_stop_right_after_a_create_that_never_landed_is_clean(
+    autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
+) -> None:
+    """Found by chaos/fault_storm: a create answered 503 (not processed) leaves an UNKNOWN order
+    that only the not-found grace settles; a stop inside that grace must still end clean (exit
+    0) once the final reconciliation has settled it, not be judged on the cancel step alone."""
+    # The default shutdown budget (20 s) outlasts the not-found grace (15 s); the test config's
+    # shorter one would not, and a stop that cannot settle its orders is rightly unclean.
+    cfg = engine_config(shutdown_timeout_s=20.0)
+    runner = await sim.start_engine(cfg, tmp_path / "j.sqlite3", strategy=False)
+    engine = runner.engine
+    assert engine.router is not None
+    sim.server.inject_rest_fault(
+        RestFault(RestFaultKind.HTTP, http_status=503, path_prefix="/v5/order/create")
+    )
+    result = engine.router.submit(resting_signal(sim, "never-landed"))
+    assert result.accepted
+    await wait_until(lambda: order_state(engine, result.order_link_id) is OrderState.UNKNOWN)
+    await runner.stop()
+    assert runner.error is None
+    report = engine.shutdown_report
+    assert report is not None
+    assert report.open_orders == 0
+    assert report.clean
+    assert order_state(engine, result.order_link_id) is OrderState.LOST
+    assert sim.open_orders(SYMBOL) == []
+
+
 async def test_lost_response_to_an_accepted_order_is_settled_by_query_never_resent(
     autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
 ) -> None:

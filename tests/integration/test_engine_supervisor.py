@@ -112,6 +112,46 @@ async def test_restarts_spread_beyond_the_window_never_escalate(
     assert len(child.starts) == 7  # six crashes, each alone in its window, then a stable run
 
 
+async def test_a_child_that_was_healthy_starts_a_fresh_restart_history(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Drops of a stream that had been up for a while are new faults, not a flap: with
+    ``healthy_after_s`` they never add up to an escalation; without it they do."""
+    # Each run is ready for 1.0 s, then fails; five drops inside one 60 s window.
+    healthy = FlakyChild(failures=5, fail_after_ready=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(
+                supervise,
+                healthy,
+                name="long-lived",
+                max_restarts=2,
+                window_s=60.0,
+                backoff=NO_JITTER,
+                healthy_after_s=1.0,
+            )
+        )
+        await trio.sleep(30)
+        nursery.cancel_scope.cancel()
+    assert len(healthy.starts) == 6  # five drops, each restarted, then a stable run
+
+    flapping = FlakyChild(failures=5, fail_after_ready=True)
+    with pytest.RaisesGroup(Boom, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                partial(
+                    supervise,
+                    flapping,
+                    name="flapping",
+                    max_restarts=2,
+                    window_s=60.0,
+                    backoff=NO_JITTER,
+                    healthy_after_s=5.0,  # up 1.0 s each time: never healthy
+                )
+            )
+    assert len(flapping.starts) == 3
+
+
 async def test_jitter_comes_from_the_injected_rng(autojump_clock: trio.testing.MockClock) -> None:
     async def run(seed: int) -> list[float]:
         events: list[RestartEvent] = []

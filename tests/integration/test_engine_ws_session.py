@@ -387,6 +387,30 @@ async def test_ping_deadline_fires_exactly_on_a_blackholed_stream(
         assert stream.state is StreamState.DOWN
 
 
+async def test_on_down_fires_when_the_connection_is_known_dead_not_after_the_close(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The private stream closes the trading gate from ``on_down``: it must fire at the pong
+    deadline, not after the close handshake on the half-open socket (here 1 s more)."""
+    downs: list[float] = []
+    async with fake_venue() as (fake, nursery):
+        stream = public_stream(
+            fake,
+            nursery,
+            ping_interval_s=5.0,
+            pong_timeout_s=3.0,
+            on_down=lambda: downs.append(trio.current_time()),
+        )
+        with pytest.RaisesGroup(StreamStale, flatten_subgroups=True):
+            async with trio.open_nursery() as inner:
+                await inner.start(stream.run)
+                started = trio.current_time()
+                fake.conns[0].blackhole()
+        ended = trio.current_time()
+    assert downs == [pytest.approx(started + 8.0)]  # first ping at +5, its deadline at +8
+    assert ended >= downs[0] + 1.0  # the close handshake waited its full second afterwards
+
+
 async def test_watchdog_catches_a_feed_that_answers_pings_but_sends_no_data(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -115,6 +115,10 @@ __all__ = [
 
 log = structlog.get_logger("hean.engine.app")
 
+STREAM_HEALTHY_AFTER_S: Final = 60.0
+"""A stream up this long before it dropped restarts with a clean history (see ``supervise``):
+only streams that fail again within a minute of (re)connecting count towards escalation."""
+
 PRIVATE_CHANNEL_SIZE: Final = 1024
 """Private pushes waiting for the applier. Lossless: a full channel fails the stream loudly and
 the reconnect's reconciliation repairs what was not applied (ws_session.PrivateBacklogOverflow)."""
@@ -155,11 +159,14 @@ class ShutdownReport:
 
     @property
     def clean(self) -> bool:
-        """No resting order left, state reconciled and trusted."""
+        """No resting order left, state reconciled and trusted.
+
+        Judged on the state after the final reconciliation, not on the cancel step's own
+        report: an order whose create never landed stays "unconfirmed" for the cancel step until
+        the not-found grace has passed, and the final reconciliation is what settles it.
+        """
         return (
             not self.timed_out
-            and self.cancel is not None
-            and self.cancel.complete
             and self.final_reconcile is not None
             and self.fail_closed is None
             and self.open_orders == 0
@@ -476,6 +483,7 @@ class Engine:
             stale_after_s=cfg.stale_after_s,
             request_timeout_s=cfg.request_timeout_s,
             on_ready=partial(self._private_ready, "private_connect"),
+            on_down=self._private_down,
             on_queued=self._private_channel.observe,
             metrics=self._stream_metrics,
         )
@@ -594,6 +602,7 @@ class Engine:
             backoff=self._backoff,
             rng=self._rng,
             escalate_on=(AuthError,),
+            healthy_after_s=STREAM_HEALTHY_AFTER_S,
             task_status=task_status,
         )
 
@@ -608,10 +617,15 @@ class Engine:
         try:
             await private.run(task_status=task_status)
         finally:
-            # Synchronous, so it happens before the supervisor's backoff: nothing is placed on a
-            # state we can no longer see.
-            state.gate.block("private stream down")
-            self.metrics.trading_gate_open.set(0)
+            self._private_down()
+
+    def _private_down(self) -> None:
+        """The private connection is known dead: close the gate at once (synchronous), before
+        the close handshake and the supervisor's backoff — nothing is placed on a state we can
+        no longer see."""
+        assert self.state is not None
+        self.state.gate.block("private stream down")
+        self.metrics.trading_gate_open.set(0)
 
     async def _private_ready(self, trigger: str) -> None:
         """The private stream's ``on_ready``: authenticated, subscribed, reader running (pushes

@@ -81,6 +81,7 @@ async def supervise(
     rng: random.Random | None = None,
     escalate_on: Iterable[type[Exception]] = (),
     on_restart: Callable[[RestartEvent], None] | None = None,
+    healthy_after_s: float | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``child`` and restart it after each crash (one_for_one); see the module docstring.
@@ -97,6 +98,10 @@ async def supervise(
             credentials blindly only gets the key or the IP banned).
         on_restart: called synchronously with a :class:`RestartEvent` before each backoff sleep
             (wire a ``hean_child_restarts_total{child}`` counter or a status line here).
+        healthy_after_s: a child that was ready at least this long before it failed starts a
+            fresh restart history: a WebSocket that ran for minutes and then dropped is a new
+            transient fault, not flapping, and must not escalate because the venue dropped it a
+            few times over an hour. None: every restart counts within ``window_s``.
         task_status: ``started()`` once, after the child's first ``started()``.
 
     Returns when the child returns normally (a finished transient child is not restarted).
@@ -111,11 +116,13 @@ async def supervise(
     ready_sent = False
     bound = log.bind(child=name)
     while True:
+        ready_at: float | None = None
         try:
             async with trio.open_nursery() as nursery:
                 # Until the child calls started() it runs under start(): its early crash is
                 # raised here, and cancelling us cancels it too.
                 await nursery.start(child)
+                ready_at = trio.current_time()
                 if not ready_sent:
                     ready_sent = True
                     task_status.started()
@@ -126,6 +133,12 @@ async def supervise(
                 bound.error("child_escalated", reason="fatal_error", causes=causes)
                 raise
             now = trio.current_time()
+            if (
+                healthy_after_s is not None
+                and ready_at is not None
+                and now - ready_at >= healthy_after_s
+            ):
+                restarts.clear()  # it was healthy: this is a new fault, not a flap
             restarts.append(now)
             while restarts and now - restarts[0] >= window_s:
                 restarts.popleft()

@@ -291,8 +291,9 @@ class SessionOptions(TypedDict, total=False):
 
     ``connect_ws`` (:func:`default_connect_ws`), ``ping_interval_s`` (20), ``pong_timeout_s``
     (10), ``stale_after_s`` (30), ``request_timeout_s`` (10, per auth/subscribe ack),
-    ``on_ready`` (None; awaited after the handshake, before ``started()``) and ``metrics``
-    (None: plain counters only).
+    ``on_ready`` (None; awaited after the handshake, before ``started()``), ``on_down`` (None;
+    called synchronously the moment a connection is known dead — before the close handshake,
+    which may wait ``disconnect_timeout`` more) and ``metrics`` (None: plain counters only).
     """
 
     connect_ws: ConnectWs
@@ -301,6 +302,7 @@ class SessionOptions(TypedDict, total=False):
     stale_after_s: float
     request_timeout_s: float
     on_ready: Callable[[], Awaitable[None]] | None
+    on_down: Callable[[], None] | None
     metrics: StreamMetrics | None
 
 
@@ -318,8 +320,10 @@ class _Session(abc.ABC):
         stale_after_s: float = 30.0,
         request_timeout_s: float = 10.0,
         on_ready: Callable[[], Awaitable[None]] | None = None,
+        on_down: Callable[[], None] | None = None,
         metrics: StreamMetrics | None = None,
     ) -> None:
+        self._on_down = on_down
         for label, value in (
             ("ping_interval_s", ping_interval_s),
             ("pong_timeout_s", pong_timeout_s),
@@ -401,19 +405,33 @@ class _Session(abc.ABC):
         try:
             async with self._connect_ws(self.url) as ws:
                 self._last_rx = trio.current_time()
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._reader, ws)
-                    nursery.start_soon(self._heartbeat, ws)
-                    nursery.start_soon(self._watchdog)
-                    await self._handshake(ws, nursery)
-                    if self._on_ready is not None:
-                        await self._on_ready()
-                    self._set_state(StreamState.READY)
-                    task_status.started()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._reader, ws)
+                        nursery.start_soon(self._heartbeat, ws)
+                        nursery.start_soon(self._watchdog)
+                        await self._handshake(ws, nursery)
+                        if self._on_ready is not None:
+                            await self._on_ready()
+                        self._set_state(StreamState.READY)
+                        task_status.started()
+                finally:
+                    # Known dead (pong deadline, watchdog, reader error) or cancelled: say so now,
+                    # before leaving the connection's context, whose close handshake can take
+                    # up to its disconnect timeout on a half-open socket.
+                    self._mark_down()
         finally:
             self._waiters.clear()
             self._pong = None
-            self._set_state(StreamState.DOWN)
+            self._mark_down()
+
+    def _mark_down(self) -> None:
+        """Enter DOWN once per connection and tell ``on_down`` (synchronous: no checkpoint)."""
+        if self._state is StreamState.DOWN:
+            return
+        self._set_state(StreamState.DOWN)
+        if self._on_down is not None:
+            self._on_down()
 
     async def _reader(self, ws: WebSocketConnection) -> None:
         while True:
