@@ -310,21 +310,31 @@ class Boom(Exception):
     pass
 
 
+class OneShotCrasher:
+    """A trading-nursery child that raises :class:`Boom` once ``trigger`` is set; the copy the
+    restarted group runs stays healthy. ``crashed`` holds when it raised."""
+
+    def __init__(self) -> None:
+        self.trigger = trio.Event()
+        self.crashed: list[float] = []
+
+    async def __call__(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await self.trigger.wait()
+        if not self.crashed:
+            self.crashed.append(trio.current_time())
+            raise Boom("injected")
+        await trio.sleep_forever()
+
+
 async def test_child_crash_cancels_siblings_cancels_orders_and_restarts_after_reconcile(
     autojump_clock: trio.testing.MockClock, sim: SimHarness, tmp_path: Path
 ) -> None:
-    trigger = trio.Event()
+    crasher = OneShotCrasher()
+    trigger = crasher.trigger
     sibling_cancelled: list[float] = []
-
-    crashed: list[float] = []
-
-    async def crasher(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trigger.wait()
-        if not crashed:  # once: the restarted group runs a healthy copy
-            crashed.append(trio.current_time())
-            raise Boom("injected")
-        await trio.sleep_forever()
 
     async def sibling(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -460,16 +470,8 @@ async def test_stop_is_honoured_while_the_private_stream_cannot_come_up(
         async with inner(url) as ws:
             yield ws
 
-    trigger = trio.Event()
-    crashed: list[float] = []
-
-    async def crasher(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trigger.wait()
-        if not crashed:
-            crashed.append(trio.current_time())
-            raise Boom("injected")
-        await trio.sleep_forever()
+    crasher = OneShotCrasher()
+    trigger = crasher.trigger
 
     cfg = engine_config()
     engine = sim.make_engine(
@@ -504,16 +506,8 @@ async def test_daily_loss_limit_refuses_new_exposure_lets_a_close_through_and_su
     """Taker round trips (spread + fees) lose more than a 0.5 USDT daily limit: the next status
     tick blocks new exposure (``loss_limit``), cancels our resting opening order, alerts once;
     a reduce-only close still goes; a trading restart's new router is blocked too."""
-    trigger = trio.Event()
-    crashed: list[float] = []
-
-    async def crasher(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trigger.wait()
-        if not crashed:
-            crashed.append(trio.current_time())
-            raise Boom("injected")
-        await trio.sleep_forever()
+    crasher = OneShotCrasher()
+    trigger = crasher.trigger
 
     cfg = engine_config()
     cfg = attrs.evolve(cfg, risk=attrs.evolve(cfg.risk, daily_loss_limit_usdt=Decimal("0.5")))
